@@ -1,0 +1,126 @@
+"""The ``Network`` abstraction: one fixed pipeline every network follows.
+
+initialise (weights → device) → preprocess (file bytes → tensor) → infer (batch → class
+probabilities) → postprocess (probabilities → predictions). A network overrides only the
+stages it needs; the server and the trainer talk to networks through this class alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import mxnet as mx
+import numpy as np
+from mxnet.gluon import HybridBlock
+
+from nn_server.device import pick_device
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classified input: the winning label, its probability and all class probabilities."""
+
+    label: str
+    confidence: float
+    probabilities: tuple[float, ...]
+
+
+class Network(ABC):
+    """A servable, trainable network. Subclasses fix the class attributes and ``build``."""
+
+    name: ClassVar[str]
+    """URL segment and registry key, e.g. ``"lenet"``."""
+    title: ClassVar[str]
+    """Human name, e.g. ``"LeNet"``."""
+    description: ClassVar[str]
+    labels: ClassVar[tuple[str, ...]]
+    input_shape: ClassVar[tuple[int, int, int]]
+    """(channels, height, width) of one preprocessed input."""
+
+    def __init__(self, device: mx.Context | None = None) -> None:
+        self.device = device if device is not None else pick_device()
+        self.block: HybridBlock | None = None
+        self.version: str | None = None
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def build(cls) -> HybridBlock:
+        """A fresh, uninitialised block; the trainer and ``initialize`` both start here."""
+
+    @classmethod
+    def shipped_weights(cls) -> Path:
+        """The weights that ship inside the package, so a fresh install classifies."""
+        return WEIGHTS_DIR / f"{cls.name}.params"
+
+    @classmethod
+    def normalize(cls, images: np.ndarray) -> np.ndarray:
+        """uint8 images (N, C, H, W) → float32 network input; training uses this too."""
+        return images.astype(np.float32) / 255.0
+
+    # -- the pipeline ---------------------------------------------------------------------
+
+    def initialize(self, weights: Path | None = None) -> None:
+        """Load ``weights`` (default: the shipped ones) onto the device and warm up."""
+        path = Path(weights) if weights is not None else self.shipped_weights()
+        block = self.build()
+        block.load_parameters(str(path), ctx=self.device)
+        block.hybridize(static_alloc=True)
+        self.block = block
+        self.version = weights_version(path)
+        self.infer(np.zeros((1, *self.input_shape), np.float32))
+
+    @abstractmethod
+    def preprocess(self, data: bytes) -> np.ndarray:
+        """Encoded file bytes → one float32 input of ``input_shape``.
+
+        Raises ``nn_server.preprocessing.ImageError`` (or a subclass) for bad input.
+        """
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (N, *input_shape) → class probabilities (N, len(labels))."""
+        if self.block is None:
+            raise RuntimeError(f"{self.title} is not initialised; call initialize() first")
+        x = mx.nd.array(batch, ctx=self.device, dtype=np.float32)
+        return mx.nd.softmax(self.block(x)).asnumpy()  # type: ignore[no-any-return]
+
+    def postprocess(self, probabilities: np.ndarray) -> list[Prediction]:
+        """Class probabilities → one ``Prediction`` per row."""
+        best = probabilities.argmax(axis=1)
+        return [
+            Prediction(
+                label=self.labels[int(i)],
+                confidence=float(row[i]),
+                probabilities=tuple(round(float(p), 6) for p in row),
+            )
+            for i, row in zip(best, probabilities, strict=True)
+        ]
+
+    def classify(self, images: Sequence[bytes]) -> list[Prediction]:
+        """The whole pipeline for a batch of encoded images (all must be valid)."""
+        batch = np.stack([self.preprocess(data) for data in images])
+        return self.postprocess(self.infer(batch))
+
+
+def weights_version(path: Path) -> str:
+    """A short content hash of a weights file: equal weights ⇔ equal version everywhere."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def read_record(weights: Path) -> dict[str, Any]:
+    """The JSON record written beside ``weights`` (``lenet.params`` → ``lenet.json``)."""
+    record_path = Path(weights).with_suffix(".json")
+    try:
+        data = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

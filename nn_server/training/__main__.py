@@ -1,0 +1,117 @@
+"""``python -m nn_server.training``: train a network on MNIST, or evaluate saved weights.
+
+    python -m nn_server.training train [--epochs 8] [--out DIR] [--data-dir DIR] ...
+    python -m nn_server.training evaluate [--weights FILE] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from nn_server.mnist import DataError
+from nn_server.networks import REGISTRY, UnknownNetwork
+from nn_server.training.loop import Hyperparameters
+from nn_server.training.loop import Progress as TrainProgress
+from nn_server.training.run import TrainingJob, evaluate_weights, train_network
+
+DEFAULTS = Hyperparameters()
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m nn_server.training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--network", default="lenet", choices=sorted(REGISTRY))
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="MNIST directory (default: $NN_DATA_DIR or ~/.cache/nn-server/mnist)")
+    common.add_argument("--no-download", action="store_true",
+                        help="fail instead of downloading missing MNIST files")
+
+    train = sub.add_parser("train", parents=[common], help="train and save weights + record")
+    train.add_argument("--out", type=Path, default=Path("."),
+                       help="directory for <network>.params and <network>.json (default: .)")
+    train.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    train.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    train.add_argument("--lr", type=float, default=DEFAULTS.max_learning_rate,
+                       help="peak learning rate of the one-cycle schedule")
+    train.add_argument("--shift", type=int, default=DEFAULTS.shift,
+                       help="random shift augmentation, in pixels")
+    train.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    train.add_argument("--train-subset", type=int, default=None, metavar="N")
+    train.add_argument("--test-subset", type=int, default=None, metavar="N")
+
+    ev = sub.add_parser("evaluate", parents=[common], help="test-set accuracy of weights")
+    ev.add_argument("--weights", type=Path, default=None,
+                    help="weights file (default: the weights shipped in the package)")
+    return parser.parse_args(argv)
+
+
+def run_train(args: argparse.Namespace, console: Console) -> int:
+    hp = Hyperparameters(
+        epochs=args.epochs, batch_size=args.batch_size, max_learning_rate=args.lr,
+        shift=args.shift, seed=args.seed,
+    )
+    job = TrainingJob(
+        network=args.network, out_dir=args.out, data_dir=args.data_dir, hyperparameters=hp,
+        train_subset=args.train_subset, test_subset=args.test_subset,
+        allow_download=not args.no_download,
+    )
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bars:
+        downloads: dict[str, int] = {}
+        task = bars.add_task("epoch 1", total=None, info="")
+
+        def on_download(name: str, done: int, total: int | None) -> None:
+            if name not in downloads:
+                downloads[name] = bars.add_task(f"download {name}", total=total, info="")
+            bars.update(downloads[name], completed=done)
+
+        def on_progress(p: TrainProgress) -> None:
+            bars.update(
+                task, description=f"epoch {p.epoch}/{p.epochs}", total=p.epochs * p.batches,
+                completed=(p.epoch - 1) * p.batches + p.batch,
+                info=f"loss {p.loss:.4f} acc {p.accuracy:.2%}",
+            )
+
+        record = train_network(job, on_progress, on_download, console.log)
+    console.print(
+        f"[bold green]test accuracy {record['accuracy']} %[/] after {record['epochs']} epochs "
+        f"in {record['duration_s']} s of training → {args.out / (args.network + '.params')}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    console = Console(stderr=False)
+    try:
+        if args.command == "train":
+            return run_train(args, console)
+        accuracy = evaluate_weights(args.network, args.weights, args.data_dir,
+                                    allow_download=not args.no_download)
+        console.print(f"test accuracy {accuracy * 100:.2f} %")
+        return 0
+    except (DataError, UnknownNetwork, OSError) as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
