@@ -124,6 +124,7 @@ def download(
         url = mirror + f"{name}.gz"
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
         tmp = Path(tmp_name)
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the data set from other users
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or None

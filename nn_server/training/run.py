@@ -34,6 +34,7 @@ from nn_server.training.loop import (
 )
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+READABLE = 0o644
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600; these files are meant to be read by others (served, shipped).
+        os.fchmod(fd, READABLE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -117,6 +120,7 @@ def train_network(
     weights = out_dir / f"{cls.name}.params"
     # Gluon writes by file name, so save next to the target and move it into place.
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{cls.name}.", suffix=".params")
+    os.fchmod(fd, READABLE)
     os.close(fd)
     try:
         block.save_parameters(tmp)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Install nn-server into ./.venv on a fresh Debian/Ubuntu machine. Safe to run again.
+#
+#   ./install.sh          CPU build of MXNet, runtime only
+#   ./install.sh dev      plus the test and lint tools (pytest, tox, ruff, mypy, ...)
+#   ./install.sh gpu      CUDA build of MXNet (mxnet-cu112) instead of the CPU one
+#   ./install.sh gpu dev  both
+#
+# PYTHON=/path/to/python3.11 picks the interpreter. Versions are pinned in constraints.txt.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+gpu=0
+dev=0
+for arg in "$@"; do
+  case "$arg" in
+    gpu) gpu=1 ;;
+    dev) dev=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument '$arg' (expected: gpu, dev)" >&2; exit 2 ;;
+  esac
+done
+
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3.10 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+if [ -z "$python" ] || ! command -v "$python" >/dev/null 2>&1; then
+  echo "install.sh: Python 3.10 or 3.11 is needed (apt-get install python3.11 python3.11-venv)" >&2
+  exit 1
+fi
+version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+case "$version" in
+  3.10|3.11) ;;
+  *)
+    # MXNet 1.9.1 (the last release) needs numpy < 1.24, which has no wheels past 3.11.
+    echo "install.sh: $python is Python $version; nn-server needs Python 3.10 or 3.11" \
+         "(MXNet 1.9.1 works only with numpy < 1.24). Set PYTHON=/path/to/python3.11." >&2
+    exit 1 ;;
+esac
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv with $python ($version)"
+  if ! "$python" -m venv .venv; then
+    echo "install.sh: could not create a virtual environment;" \
+         "on Debian/Ubuntu: sudo apt-get install python$version-venv" >&2
+    exit 1
+  fi
+fi
+
+pip=(.venv/bin/python -m pip --disable-pip-version-check --quiet)
+"${pip[@]}" install --upgrade "pip>=23"
+extras=""
+[ "$dev" = 1 ] && extras="[dev]"
+echo "==> installing nn-server$extras and its pinned dependencies"
+"${pip[@]}" install -c constraints.txt -e ".$extras"
+
+if [ "$gpu" = 1 ]; then
+  echo "==> replacing the CPU build of MXNet with the CUDA 11.2 build"
+  "${pip[@]}" uninstall -y mxnet
+  "${pip[@]}" install -c constraints.txt "mxnet-cu112==1.9.1"
+fi
+
+.venv/bin/python - <<'PY'
+import mxnet as mx
+import nn_server
+from nn_server.device import pick_device
+print(f"nn-server {nn_server.__version__} ready: MXNet {mx.__version__} on {pick_device()}")
+PY

@@ -1,0 +1,150 @@
+"""The server's configuration: one frozen object, read from ``NN_*`` environment variables.
+
+Command-line options override single fields (``dataclasses.replace``); everything else a
+worker or the trainer needs travels inside this object, which pickles cleanly into
+Sanic's spawned worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1024 * 1024
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# In a source checkout ``ssl/`` sits beside the package (the spec's layout); an installed
+# package keeps its certificate in the state directory instead.
+CHECKOUT_SSL_DIR = PACKAGE_ROOT.parent / "ssl"
+
+
+class ConfigError(ValueError):
+    """An ``NN_*`` variable has a value we cannot use; the message names it."""
+
+
+def default_state_dir() -> Path:
+    """Per-user state, following the XDG base-directory convention."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "nn-server"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that shapes one server (all its workers) and its trainer."""
+
+    state_dir: Path
+    """Status files, trained weights, the training lock (``NN_STATE_DIR``)."""
+    data_dir: Path | None = None
+    """MNIST directory for training (``NN_DATA_DIR``; None: the loader's default)."""
+    seed_weights: Path | None = None
+    """Weights a fresh state directory starts from (``NN_SEED_WEIGHTS``; None: shipped)."""
+    users_file: Path | None = None
+    """``user:hash`` lines (``NN_USERS_FILE``); see ``nn_server.auth``."""
+    users: str | None = None
+    """Comma-separated ``user:hash`` entries (``NN_USERS``), added to the file's."""
+    max_body: int = 16 * MB
+    """Largest accepted request body in bytes (``NN_MAX_BODY``)."""
+    workers: int = os.cpu_count() or 1
+    """Worker processes in production mode (``NN_WORKERS``)."""
+    seed_compat: bool = False
+    """Answer train/status/classify with "network is training" (503) while training, like
+    the original server (``NN_SEED_COMPAT=1``)."""
+    train_epochs: int | None = None
+    """Epochs per server-started training (``NN_TRAIN_EPOCHS``; None: the full default)."""
+    train_subset: int | None = None
+    """Train on the first N digits only (``NN_TRAIN_SUBSET``), for quick tests."""
+    test_subset: int | None = None
+    """Evaluate on the first N test digits only (``NN_TEST_SUBSET``)."""
+    train_threads: int = os.cpu_count() or 1
+    """CPU threads the trainer may use (``NN_TRAIN_THREADS``)."""
+    reload_interval_s: float = 0.5
+    """How often each worker checks for new weights and training state (``NN_RELOAD_S``)."""
+    ssl_dir: Path | None = None
+    """Where ``-s`` keeps its self-signed certificate (``NN_SSL_DIR``; None: see
+    ``tls_dir``)."""
+    tls_cert: Path | None = None
+    """The user's own certificate chain (``NN_TLS_CERT``), used instead of a self-signed one."""
+    tls_key: Path | None = None
+    """The private key for ``tls_cert`` (``NN_TLS_KEY``)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        config = cls(
+            state_dir=reader.path("NN_STATE_DIR") or default_state_dir(),
+            data_dir=reader.path("NN_DATA_DIR"),
+            seed_weights=reader.path("NN_SEED_WEIGHTS"),
+            users_file=reader.path("NN_USERS_FILE"),
+            users=env.get("NN_USERS") or None,
+            max_body=reader.integer("NN_MAX_BODY", cls.max_body),
+            workers=reader.integer("NN_WORKERS", cls.workers),
+            seed_compat=reader.flag("NN_SEED_COMPAT"),
+            train_epochs=reader.optional_integer("NN_TRAIN_EPOCHS"),
+            train_subset=reader.optional_integer("NN_TRAIN_SUBSET"),
+            test_subset=reader.optional_integer("NN_TEST_SUBSET"),
+            train_threads=reader.integer("NN_TRAIN_THREADS", cls.train_threads),
+            reload_interval_s=reader.number("NN_RELOAD_S", cls.reload_interval_s),
+            ssl_dir=reader.path("NN_SSL_DIR"),
+            tls_cert=reader.path("NN_TLS_CERT"),
+            tls_key=reader.path("NN_TLS_KEY"),
+        )
+        if (config.tls_cert is None) != (config.tls_key is None):
+            raise ConfigError("set both NN_TLS_CERT and NN_TLS_KEY, or neither")
+        return config
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the self-signed certificate lives: ``NN_SSL_DIR``, else the checkout's
+        ``ssl/``, else ``<state_dir>/ssl``."""
+        if self.ssl_dir is not None:
+            return self.ssl_dir
+        if (CHECKOUT_SSL_DIR / "README.md").exists():
+            return CHECKOUT_SSL_DIR
+        return self.state_dir / "ssl"
+
+
+@dataclass(frozen=True)
+class _Reader:
+    env: Mapping[str, str]
+
+    def path(self, name: str) -> Path | None:
+        value = self.env.get(name)
+        return Path(value).expanduser() if value else None
+
+    def optional_integer(self, name: str) -> int | None:
+        value = self.env.get(name)
+        if not value:
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+        if number < 1:
+            raise ConfigError(f"{name} must be at least 1, not {number}")
+        return number
+
+    def integer(self, name: str, default: int) -> int:
+        number = self.optional_integer(name)
+        return default if number is None else number
+
+    def number(self, name: str, default: float) -> float:
+        value = self.env.get(name)
+        if not value:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {value!r}") from None
+        if number <= 0:
+            raise ConfigError(f"{name} must be positive, not {number}")
+        return number
+
+    def flag(self, name: str) -> bool:
+        value = self.env.get(name, "").strip().lower()
+        if value in ("", "0", "false", "no", "off"):
+            return False
+        if value in ("1", "true", "yes", "on"):
+            return True
+        raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, not {value!r}")
