@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 DATA_DIR_ENV = "NN_DATA_DIR"
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "nn-server" / "mnist"
@@ -55,8 +56,8 @@ class DataError(Exception):
 class Split:
     """One split of MNIST: ``images`` uint8 (N, 28, 28), ``labels`` uint8 (N,)."""
 
-    images: np.ndarray
-    labels: np.ndarray
+    images: NDArray[np.uint8]
+    labels: NDArray[np.uint8]
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -94,7 +95,7 @@ def read_verified(path: Path, name: str) -> bytes:
     return content
 
 
-def parse_idx(content: bytes, name: str) -> np.ndarray:
+def parse_idx(content: bytes, name: str) -> NDArray[np.uint8]:
     """Turn verified IDX bytes into a uint8 array (images: N×28×28, labels: N)."""
     magic, count = struct.unpack(">II", content[:8])
     if magic == IDX_MAGIC_IMAGES:
@@ -160,7 +161,7 @@ def load_split(
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
     root = data_dir(directory)
-    arrays: list[np.ndarray] = []
+    arrays: list[NDArray[np.uint8]] = []
     for name in SPLITS[split]:
         path = find_file(root, name)
         if path is None:

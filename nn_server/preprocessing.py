@@ -13,7 +13,11 @@ import io
 import warnings
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+FloatImage = NDArray[np.float32]
+ByteImage = NDArray[np.uint8]
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "TIFF"})
 MIN_SIDE = 28
@@ -81,7 +85,7 @@ def decode(data: bytes) -> Image.Image:
     return image
 
 
-def to_gray(image: Image.Image) -> np.ndarray:
+def to_gray(image: Image.Image) -> FloatImage:
     """Any PIL image → float32 luminance in 0..1, upright, transparency over white paper."""
     image = ImageOps.exif_transpose(image) or image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -99,7 +103,7 @@ def to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(gray, dtype=np.float32) / 255.0
 
 
-def shrink(gray: np.ndarray, side: int) -> np.ndarray:
+def shrink(gray: FloatImage, side: int) -> FloatImage:
     """Downscale so the longer side is at most ``side`` (area-averaging keeps thin strokes)."""
     h, w = gray.shape
     scale = side / max(h, w)
@@ -110,7 +114,7 @@ def shrink(gray: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(image, dtype=np.float32)
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray:
+def ink_map(gray: FloatImage) -> FloatImage:
     """Ink intensity in 0..1 (1 = ink), with paper at 0 however the page was lit.
 
     Polarity comes from the border, which in both MNIST and user photos is background.
@@ -133,7 +137,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     return ink
 
 
-def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+def crop_to_ink(ink: FloatImage) -> FloatImage:
     """The tight box around the ink, ignoring stray specks in otherwise empty rows/columns."""
     mask = ink > INK_THRESHOLD
     rows = np.flatnonzero(mask.sum(axis=1) >= max(1, mask.shape[1] // 200))
@@ -143,7 +147,7 @@ def crop_to_ink(ink: np.ndarray) -> np.ndarray:
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def thicken(ink: np.ndarray) -> np.ndarray:
+def thicken(ink: FloatImage) -> FloatImage:
     """Dilate pen strokes that would be hairlines at MNIST's scale."""
     side = max(ink.shape)
     length = 2.5 * side  # a digit's stroke length is roughly 2.5× its height
@@ -157,7 +161,7 @@ def thicken(ink: np.ndarray) -> np.ndarray:
     return np.asarray(dilated, dtype=np.float32)
 
 
-def center(box: np.ndarray) -> np.ndarray:
+def center(box: FloatImage) -> FloatImage:
     """Place a ≤20×20 digit in 28×28 with its centre of mass at the centre, as MNIST does."""
     canvas = np.zeros((CANVAS, CANVAS), np.float32)
     h, w = box.shape
@@ -165,15 +169,15 @@ def center(box: np.ndarray) -> np.ndarray:
     ys, xs = np.indices(box.shape)
     cy = float((ys * box).sum()) / total if total else h / 2
     cx = float((xs * box).sum()) / total if total else w / 2
-    top = int(round(CANVAS / 2 - cy))
-    left = int(round(CANVAS / 2 - cx))
+    top = round(CANVAS / 2 - cy)
+    left = round(CANVAS / 2 - cx)
     top = min(max(top, 0), CANVAS - h)
     left = min(max(left, 0), CANVAS - w)
     canvas[top : top + h, left : left + w] = box
     return canvas
 
 
-def to_mnist(gray: np.ndarray) -> np.ndarray:
+def to_mnist(gray: FloatImage) -> ByteImage:
     """A grayscale float image → a uint8 28×28 MNIST-style digit (light on black)."""
     ink = crop_to_ink(ink_map(shrink(gray, WORK_SIDE)))
     ink = thicken(ink)
@@ -188,6 +192,6 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     return (center(digit) * 255.0 + 0.5).astype(np.uint8)
 
 
-def prepare_digit(data: bytes) -> np.ndarray:
+def prepare_digit(data: bytes) -> ByteImage:
     """Encoded image bytes → uint8 (28, 28), light digit on black, ready to normalise."""
     return to_mnist(to_gray(decode(data)))

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
+from numpy.typing import NDArray
 
 from nn_server.device import pick_device
 
@@ -63,7 +64,7 @@ class Network(ABC):
         return WEIGHTS_DIR / f"{cls.name}.params"
 
     @classmethod
-    def normalize(cls, images: np.ndarray) -> np.ndarray:
+    def normalize(cls, images: NDArray[np.uint8]) -> NDArray[np.float32]:
         """uint8 images (N, C, H, W) → float32 network input; training uses this too."""
         return images.astype(np.float32) / 255.0
 
@@ -80,20 +81,20 @@ class Network(ABC):
         self.infer(np.zeros((1, *self.input_shape), np.float32))
 
     @abstractmethod
-    def preprocess(self, data: bytes) -> np.ndarray:
+    def preprocess(self, data: bytes) -> NDArray[np.float32]:
         """Encoded file bytes → one float32 input of ``input_shape``.
 
         Raises ``nn_server.preprocessing.ImageError`` (or a subclass) for bad input.
         """
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         """float32 (N, *input_shape) → class probabilities (N, len(labels))."""
         if self.block is None:
             raise RuntimeError(f"{self.title} is not initialised; call initialize() first")
         x = mx.nd.array(batch, ctx=self.device, dtype=np.float32)
         return mx.nd.softmax(self.block(x)).asnumpy()  # type: ignore[no-any-return]
 
-    def postprocess(self, probabilities: np.ndarray) -> list[Prediction]:
+    def postprocess(self, probabilities: NDArray[np.float32]) -> list[Prediction]:
         """Class probabilities → one ``Prediction`` per row."""
         best = probabilities.argmax(axis=1)
         return [

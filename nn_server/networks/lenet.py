@@ -1,9 +1,10 @@
-"""LeNet for handwritten digits: LeCun's two convolution/pooling stages and dense head, modernised."""
+"""LeNet for handwritten digits: LeCun's conv/pool stages and dense head, modernised."""
 
 from __future__ import annotations
 
 import numpy as np
 from mxnet.gluon import HybridBlock, nn
+from numpy.typing import NDArray
 
 from nn_server.networks.base import Network
 from nn_server.preprocessing import prepare_digit
@@ -62,9 +63,10 @@ class LeNet(Network):
         return LeNetBlock()
 
     @classmethod
-    def normalize(cls, images: np.ndarray) -> np.ndarray:
+    def normalize(cls, images: NDArray[np.uint8]) -> NDArray[np.float32]:
         return ((images.astype(np.float32) / 255.0) - MNIST_MEAN) / MNIST_STD
 
-    def preprocess(self, data: bytes) -> np.ndarray:
+    def preprocess(self, data: bytes) -> NDArray[np.float32]:
         digit = prepare_digit(data)
-        return self.normalize(digit[None, None, :, :])[0]
+        out: NDArray[np.float32] = self.normalize(digit[None, None, :, :])[0]
+        return out

@@ -13,9 +13,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -75,7 +75,7 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
     )
     with Progress(*columns, console=console) as bars:
-        downloads: dict[str, int] = {}
+        downloads: dict[str, TaskID] = {}
         task = bars.add_task("epoch 1", total=None, info="")
 
         def on_download(name: str, done: int, total: int | None) -> None:

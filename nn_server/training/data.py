@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
 
 from nn_server.mnist import Split
 
-Normalizer = Callable[[np.ndarray], np.ndarray]
+Normalizer = Callable[[NDArray[np.uint8]], NDArray[np.float32]]
 
 
 class Batches:
@@ -35,17 +36,19 @@ class Batches:
         self.shuffle = shuffle
         self.shift = shift
         self.rng = np.random.default_rng(seed)
-        n, h, w = split.images.shape
+        _, h, w = split.images.shape
         self.height, self.width = h, w
         if shift:
             padded = np.pad(split.images, ((0, 0), (shift, shift), (shift, shift)))
             # (N, 2s+1, 2s+1, H, W): every possible shifted copy, without copying anything.
-            self.windows = sliding_window_view(padded, (h, w), axis=(1, 2))
+            self.windows: NDArray[np.uint8] = sliding_window_view(
+                padded, (h, w), axis=(1, 2)  # type: ignore[call-overload]
+            )
 
     def __len__(self) -> int:
         return -(-len(self.split) // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
         n = len(self.split)
         order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, n, self.batch_size):

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class TrainingJob:
     network: str = "lenet"
     out_dir: Path = Path(".")
     data_dir: Path | None = None
-    hyperparameters: Hyperparameters = Hyperparameters()
+    hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     train_subset: int | None = None
     """Train on the first N training digits only (quick runs, tests)."""
     test_subset: int | None = None
