@@ -21,6 +21,7 @@ from mxnet.gluon import HybridBlock
 from numpy.typing import NDArray
 
 from nn_server.device import pick_device
+from nn_server.preprocessing import ImageError
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
@@ -32,6 +33,10 @@ class Prediction:
     label: str
     confidence: float
     probabilities: tuple[float, ...]
+
+
+# Placeholder for a slot whose prediction comes from the shared forward pass.
+PENDING = Prediction(label="", confidence=0.0, probabilities=())
 
 
 class Network(ABC):
@@ -110,6 +115,22 @@ class Network(ABC):
         """The whole pipeline for a batch of encoded images (all must be valid)."""
         batch = np.stack([self.preprocess(data) for data in images])
         return self.postprocess(self.infer(batch))
+
+    def classify_each(self, images: Sequence[bytes]) -> list[Prediction | ImageError]:
+        """Like ``classify``, but a bad image yields its ``ImageError`` in its own slot
+        instead of failing the batch; the good ones still share one forward pass."""
+        results: list[Prediction | ImageError] = []
+        good: list[NDArray[np.float32]] = []
+        for data in images:
+            try:
+                good.append(self.preprocess(data))
+                results.append(PENDING)
+            except ImageError as exc:
+                results.append(exc)
+        if good:
+            predictions = iter(self.postprocess(self.infer(np.stack(good))))
+            results = [next(predictions) if r is PENDING else r for r in results]
+        return results
 
 
 def weights_version(path: Path) -> str:
