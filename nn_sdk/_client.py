@@ -1,0 +1,336 @@
+"""``NNClient``: the async client of an nn-server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from nn_sdk._config import (
+    DEFAULT_NETWORK,
+    DEFAULT_PASSWORD,
+    DEFAULT_TIMEOUT,
+    DEFAULT_USER,
+    Timeout,
+    VerifyTypes,
+    parse_base_url,
+    ssl_setting,
+)
+from nn_sdk._exceptions import (
+    APIError,
+    ConnectError,
+    ProtocolError,
+    TimeoutException,
+    TrainingInProgress,
+    error_for_status,
+)
+from nn_sdk._images import ImageInput, image_bytes
+from nn_sdk._models import (
+    Classification,
+    NetworkInfo,
+    NetworkSummary,
+    TrainingStarted,
+    TrainingStatus,
+    networks_from_json,
+)
+
+ProgressCallback = Callable[[TrainingStatus], "Awaitable[object] | object"]
+"""Called with every status ``wait_for_training`` reads; may be a coroutine function."""
+
+_JSON = Mapping[str, Any]
+
+
+class NNClient:
+    """An async client of one nn-server.
+
+    Use it as ``async with NNClient(url) as client: ...`` to reuse one connection pool for
+    many requests, closing it at the end (or call ``await client.aclose()``). Outside
+    ``async with`` every method opens a session for itself and closes it before
+    returning, so one-off calls such as ``await NNClient(url).classify(path)`` leak
+    nothing.
+
+    :param base_url: ``"http(s)://host:port"`` or ``"host:port"`` (http). ``None``: this
+        machine's local-network address, port 5000, like the seed's client.
+    :param user: HTTP Basic user name.
+    :param password: HTTP Basic password.
+    :param verify: for https: ``True`` trusts the system's CAs, a path trusts that
+        certificate/CA file (e.g. the server's self-signed ``ssl/cert.pem``), ``False``
+        turns verification off; an ``ssl.SSLContext`` is used as it is.
+    :param timeout: a :class:`Timeout`, seconds for the whole request, or ``None``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | URL | None = None,
+        *,
+        user: str = DEFAULT_USER,
+        password: str = DEFAULT_PASSWORD,
+        verify: VerifyTypes = True,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = parse_base_url(base_url)
+        self.user = user
+        self.timeout = Timeout.coerce(timeout)
+        self._auth = aiohttp.BasicAuth(user, password)
+        self._ssl = ssl_setting(verify)
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"NNClient({str(self.base_url)!r}, user={self.user!r})"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> NNClient:
+        if self._closed:
+            raise RuntimeError("this NNClient is closed; create a new one")
+        if self._session is None:
+            self._session = self._new_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool. Closing twice is harmless; using it afterwards is not."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def list_networks(self) -> tuple[NetworkSummary, ...]:
+        """The networks the server offers (``GET /list_nn``)."""
+        return networks_from_json(await self._request("GET", "/list_nn"))
+
+    async def about(self, network: str = DEFAULT_NETWORK) -> NetworkInfo:
+        """A network's description and labels (``GET /<network>/about``)."""
+        data = await self._request("GET", f"/{_segment(network)}/about")
+        return NetworkInfo.from_json(data, network)
+
+    async def train(self, network: str = DEFAULT_NETWORK) -> TrainingStarted:
+        """Start training ``network`` in the background; returns at once.
+
+        Raises ``TrainingInProgress`` if it is training already. Follow it with
+        :meth:`status` or :meth:`wait_for_training`.
+        """
+        data = await self._request("GET", f"/{_segment(network)}/train")
+        return TrainingStarted.from_json(data, network)
+
+    async def status(self, network: str = DEFAULT_NETWORK) -> TrainingStatus:
+        """The last training result, and live progress while training."""
+        async with self._borrow() as session:
+            return await self._status(session, network)
+
+    async def classify(
+        self, image: ImageInput, network: str = DEFAULT_NETWORK
+    ) -> Classification:
+        """Classify one image: a path, the file's bytes, a binary file object or a PIL image.
+
+        The format (JPEG, PNG, BMP or TIFF) is checked before sending: ``UnsupportedMedia``.
+        """
+        payload = {"image": _base64(image_bytes(image))}
+        data = await self._request("POST", f"/{_segment(network)}/classify", payload)
+        return Classification.from_json(data)
+
+    async def classify_many(
+        self,
+        images: Iterable[ImageInput],
+        network: str = DEFAULT_NETWORK,
+        *,
+        concurrency: int = 8,
+    ) -> list[Classification | APIError]:
+        """Classify many images, at most ``concurrency`` requests in flight at once.
+
+        The answer lists, in input order, a ``Classification`` or the ``APIError`` for
+        that image (an unsupported or unreadable one), so one bad image does not cost the
+        others. Transport errors (server unreachable, timeouts) are raised.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        gate = asyncio.Semaphore(concurrency)
+        path = f"/{_segment(network)}/classify"
+
+        async def one(session: aiohttp.ClientSession, image: ImageInput) -> Classification:
+            payload = {"image": _base64(image_bytes(image))}
+            async with gate:
+                return Classification.from_json(await self._send(session, "POST", path, payload))
+
+        async with self._borrow() as session:
+            tasks = [asyncio.ensure_future(one(session, image)) for image in images]
+            try:
+                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                for task in tasks:
+                    task.cancel()
+        results: list[Classification | APIError] = []
+        for outcome in outcomes:
+            if isinstance(outcome, (Classification, APIError)):
+                results.append(outcome)
+            else:
+                raise outcome
+        return results
+
+    async def wait_for_training(
+        self,
+        network: str = DEFAULT_NETWORK,
+        *,
+        poll_interval: float = 1.0,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> TrainingStatus:
+        """Poll :meth:`status` until the network is no longer training; return that status.
+
+        ``on_progress`` is called with every status read (a coroutine function is
+        awaited). A finished run has ``state == "idle"`` and the new accuracy; a failed
+        one ``state == "failed"`` and ``error``. Raises ``TimeoutException`` after
+        ``timeout`` seconds, if given. Training continues on the server either way.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        async with self._borrow() as session:
+            while True:
+                try:
+                    status = await self._status(session, network)
+                except TrainingInProgress:
+                    status = TrainingStatus.training()  # seed-compatible: 503 while training
+                if on_progress is not None:
+                    outcome = on_progress(status)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                if not status.is_training:
+                    return status
+                if deadline is not None and time.monotonic() + poll_interval > deadline:
+                    raise TimeoutException(
+                        f"{network} was still training after {timeout:g} s"
+                    )
+                await asyncio.sleep(poll_interval)
+
+    # -- transport ------------------------------------------------------------------------
+
+    async def _status(self, session: aiohttp.ClientSession, network: str) -> TrainingStatus:
+        data = await self._send(session, "GET", f"/{_segment(network)}/train/status")
+        return TrainingStatus.from_json(data)
+
+    async def _request(self, method: str, path: str, payload: _JSON | None = None) -> _JSON:
+        async with self._borrow() as session:
+            return await self._send(session, method, path, payload)
+
+    @asynccontextmanager
+    async def _borrow(self) -> AsyncIterator[aiohttp.ClientSession]:
+        """The open session, or a one-off session closed when the block ends."""
+        if self._closed:
+            raise RuntimeError("this NNClient is closed; create a new one")
+        if self._session is not None:
+            yield self._session
+            return
+        session = self._new_session()
+        try:
+            yield session
+        finally:
+            await session.close()
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            auth=self._auth,
+            connector=aiohttp.TCPConnector(ssl=self._ssl),
+            timeout=aiohttp.ClientTimeout(
+                total=self.timeout.total, sock_connect=self.timeout.connect
+            ),
+            headers={"Accept": "application/json"},
+        )
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        payload: _JSON | None = None,
+    ) -> _JSON:
+        """Send one request; the only place aiohttp errors become ``NNError`` ones."""
+        url = f"{self.base_url}{path}"
+        try:
+            async with session.request(method, url, json=payload) as response:
+                status = response.status
+                body = await response.read()
+        except TimeoutError as exc:  # aiohttp's timeouts subclass TimeoutError
+            raise TimeoutException(
+                f"{method} {url} took longer than {_describe(self.timeout)}"
+            ) from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ConnectError(
+                f"cannot connect to {self.base_url}: its TLS certificate is not trusted "
+                f"({_reason(exc.certificate_error)}); "
+                "pass the server's certificate as verify=<path>"
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(
+                f"cannot connect to {self.base_url}: {_os_reason(exc.os_error)}"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise ConnectError(f"{method} {url} failed: {exc or type(exc).__name__}") from exc
+        data = _decode(body)
+        if status >= 400:
+            raise error_for_status(status, data)
+        if data is None:
+            raise ProtocolError(f"{method} {url} answered {status} without a JSON object")
+        return data
+
+
+def _decode(body: bytes) -> _JSON | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _segment(network: str) -> str:
+    if not network:
+        raise ValueError("a network name is required")
+    return quote(network, safe="")
+
+
+def _os_reason(error: OSError) -> str:
+    # asyncio's own strerror ("Connect call failed (...)") says less than errno's text.
+    if error.errno and error.errno > 0:  # negative: a resolver (getaddrinfo) error code
+        return os.strerror(error.errno).lower()
+    return str(error.strerror or error)
+
+
+def _reason(error: BaseException) -> str:
+    return str(getattr(error, "verify_message", None) or getattr(error, "reason", None) or error)
+
+
+def _describe(timeout: Timeout) -> str:
+    parts = []
+    if timeout.connect is not None:
+        parts.append(f"{timeout.connect:g} s to connect")
+    if timeout.total is not None:
+        parts.append(f"{timeout.total:g} s in all")
+    return " or ".join(parts) or "its timeout"
+
