@@ -82,7 +82,9 @@ class NNClient:
         self.base_url = parse_base_url(base_url)
         self.user = user
         self.timeout = Timeout.coerce(timeout)
-        self._auth = aiohttp.BasicAuth(user, password)
+        if ":" in user:
+            raise ValueError("a user name cannot contain ':' (HTTP Basic auth)")
+        self._authorization = "Basic " + _base64(f"{user}:{password}".encode())
         self._ssl = ssl_setting(verify)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -252,12 +254,11 @@ class NNClient:
 
     def _new_session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            auth=self._auth,
             connector=aiohttp.TCPConnector(ssl=self._ssl),
             timeout=aiohttp.ClientTimeout(
                 total=self.timeout.total, sock_connect=self.timeout.connect
             ),
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", "Authorization": self._authorization},
         )
 
     async def _send(
