@@ -1,0 +1,145 @@
+"""``python -m nn_server [-d] [-s] [host:port | localaddr:port]``: run the server.
+
+The main process binds the listening socket itself and prints the address it really got
+(port 0 included) before any worker starts, then hands the socket to Sanic: the
+development server (``-d``) serves it in this process, the production server shares it
+among worker processes. It also seeds the state directory and makes the TLS
+certificate, so workers only ever read them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import socket
+import sys
+from functools import partial
+
+from nn_server.arguments import Launch, parse
+from nn_server.auth import UsersError, load_users
+from nn_server.config import Config, ConfigError
+
+EXIT_CONFIG = 2
+EXIT_START = 1
+
+
+def fail(message: str, code: int) -> int:
+    print(f"nn_server: error: {message}", file=sys.stderr)
+    return code
+
+
+def apply(launch: Launch, config: Config) -> Config:
+    """Command-line options win over the environment."""
+    changes: dict[str, object] = {}
+    if launch.workers is not None:
+        changes["workers"] = launch.workers
+    if launch.state_dir is not None:
+        changes["state_dir"] = launch.state_dir
+    if launch.seed_compat:
+        changes["seed_compat"] = True
+    if launch.cert is not None:
+        changes.update(tls_cert=launch.cert, tls_key=launch.key)
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def warn_default_credentials(host: str) -> None:
+    line = "!" * 78
+    print(
+        f"{line}\n!! WARNING: the default credentials test_nn / lenet are active and the\n"
+        f"!! server listens on {host}, reachable from other machines. Anyone who knows\n"
+        "!! the defaults can use it. Set NN_USERS_FILE or NN_USERS (docs/server.md).\n"
+        f"{line}",
+        file=sys.stderr, flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    launch = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        config = apply(launch, Config.from_env())
+        users = load_users(config.users_file, config.users)
+    except (ConfigError, UsersError) as exc:
+        return fail(str(exc), EXIT_CONFIG)
+    if not launch.dev:
+        # Each worker is one of several processes on the CPUs: one math thread apiece keeps
+        # them from fighting over cores (the trainer gets NN_TRAIN_THREADS instead).
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    # Imported here so that `--help` and argument errors answer without loading MXNet.
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from nn_server.app import create_app
+    from nn_server.networks import REGISTRY
+    from nn_server.state import NetworkState, StateError
+    from nn_server.supervisor import stop_trainers
+    from nn_server.tls import self_signed, server_context
+
+    try:
+        for name, cls in REGISTRY.items():
+            NetworkState.of(config.state_dir, name).seed(
+                config.seed_weights or cls.shipped_weights()
+            )
+    except (StateError, OSError) as exc:
+        return fail(f"state directory {config.state_dir}: {exc}", EXIT_START)
+
+    ssl: dict[str, str] | None = None
+    if launch.tls:
+        try:
+            if config.tls_cert is not None and config.tls_key is not None:
+                cert, key = config.tls_cert, config.tls_key
+            else:
+                cert, key = self_signed(config.tls_dir, [launch.host])
+            server_context(cert, key)  # fail here, clearly, rather than in every worker
+        except (OSError, ValueError) as exc:
+            return fail(f"TLS certificate: {exc}", EXIT_START)
+        ssl = {"cert": str(cert), "key": str(key)}
+
+    try:
+        sock = bind(launch.host, launch.port)
+    except OSError as exc:
+        return fail(f"cannot listen on {launch.host}:{launch.port}: {exc.strerror}", EXIT_START)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if users is None and not is_loopback(host):
+        warn_default_credentials(host)
+    mode = "development server" if launch.dev else f"{config.workers} workers"
+    print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
+          f"{config.state_dir})", flush=True)
+
+    loader = AppLoader(factory=partial(create_app, config))
+    app = loader.load()
+    app.prepare(
+        sock=sock, ssl=ssl, debug=launch.dev, single_process=launch.dev,
+        workers=1 if launch.dev else config.workers, motd=False,
+    )
+    try:
+        if launch.dev:
+            Sanic.serve_single(app)
+        else:
+            Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        stop_trainers(config, list(REGISTRY))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

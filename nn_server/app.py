@@ -1,0 +1,84 @@
+"""``create_app(config)``: the Sanic application — blueprints, listeners, middleware, errors.
+
+Nothing is created at import time. Each worker process calls ``create_app`` (through
+Sanic's ``AppLoader``) and gets its own ``app.ctx``: the served networks (``models``),
+the trainer ``supervisor`` and the ``authenticator``. What workers must agree on lives in
+the state directory (``nn_server.state``), not in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+from nn_server.auth import Authenticator
+from nn_server.config import Config
+from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable
+from nn_server.routes import health_blueprint, networks_blueprint
+from nn_server.routes.health import PUBLIC_PATHS
+from nn_server.serving import Models
+from nn_server.supervisor import Supervisor
+
+App = Sanic[Any, Any]
+
+APP_NAME = "nn_server"
+log = logging.getLogger("nn_server")
+
+
+def create_app(config: Config) -> App:
+    app = Sanic(APP_NAME, error_handler=JsonErrorHandler())
+    # Sanic's own last-resort rendering (errors before our handler runs) must be JSON too.
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.REQUEST_MAX_SIZE = config.max_body
+    app.ctx.config = config
+    app.blueprint(health_blueprint())
+    app.blueprint(networks_blueprint(config))
+
+    @app.before_server_start
+    async def setup(app: App) -> None:
+        app.ctx.authenticator = Authenticator.configured(config.users_file, config.users)
+        app.ctx.models = Models(config.state_dir)
+        app.ctx.supervisor = Supervisor(config)
+
+    @app.after_server_start
+    async def watch_weights(app: App) -> None:
+        # Loading happens in the background so /health answers at once and /ready says when.
+        app.add_task(app.ctx.models.watch(config.reload_interval_s), name="watch_weights")
+
+    @app.before_server_stop
+    async def teardown(app: App) -> None:
+        await app.cancel_task("watch_weights", raise_exception=False)
+        app.ctx.models.close()
+
+    # Request middleware runs in registration order: who you are before what you accept.
+    app.on_request(authenticate)
+    app.on_request(check_accept)
+    return app
+
+
+async def check_accept(request: Request) -> None:
+    """406 unless the client accepts JSON, the only thing we answer with."""
+    accept = request.headers.get("accept", "").strip()
+    if accept and not request.accept.match("application/json"):
+        raise NotAcceptable(f"answers are application/json; Accept was {accept!r}")
+
+
+async def authenticate(request: Request) -> HTTPResponse | None:
+    """HTTP Basic auth on every route but /health; 401 with WWW-Authenticate otherwise."""
+    if request.path in PUBLIC_PATHS:
+        return None
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthRequired("authentication required: use HTTP Basic auth")
+    authenticator: Authenticator = request.app.ctx.authenticator
+    if authenticator.cached(header) is not None:
+        return None
+    # Hashing takes tens of milliseconds on purpose; do it off the event loop.
+    user = await asyncio.get_running_loop().run_in_executor(None, authenticator.verify, header)
+    if user is None:
+        raise AuthRequired("wrong user name or password")
+    return None

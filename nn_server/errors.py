@@ -1,0 +1,98 @@
+"""Every error the server answers with, and the one handler that renders them all as JSON.
+
+    SanicException (Sanic's own: NotFound 404, MethodNotAllowed 405, PayloadTooLarge 413, ...)
+    └── ApiError                     a domain error: subclasses fix status_code and quiet
+        ├── InvalidRequest       400  bad JSON, missing/non-string "image", bad base64
+        ├── AuthRequired         401  with WWW-Authenticate
+        ├── NotAcceptable        406  Accept excludes application/json
+        ├── TrainingInProgress   409  a training is already running
+        ├── BodyTooLarge         413  over NN_MAX_BODY
+        ├── UnsupportedMediaType 415  body not JSON
+        └── Unavailable          503  not ready; "network is training" in seed-compatible mode
+
+Image problems (``nn_server.preprocessing.ImageError``) map to 400, or 415 for a format we
+do not read. Anything else is a bug: 500, logged with its traceback, and the client sees
+only a generic message. The body is always ``{"error": "<message>", "status": <code>}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Request
+from sanic.exceptions import SanicException
+from sanic.handlers import ErrorHandler
+from sanic.log import error_logger
+from sanic.response import HTTPResponse, json
+
+from nn_server.preprocessing import ImageError, UnsupportedFormat
+
+REALM = "nn-server"
+INTERNAL_ERROR = "internal server error; the server log has the details"
+
+
+class ApiError(SanicException):
+    """Base of the server's own errors; raise a subclass with a message for the user."""
+
+    status_code = 500
+    quiet = True
+
+
+class InvalidRequest(ApiError):
+    status_code = 400
+
+
+class AuthRequired(ApiError):
+    status_code = 401
+    headers = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}  # noqa: RUF012
+
+
+class NotAcceptable(ApiError):
+    status_code = 406
+
+
+class TrainingInProgress(ApiError):
+    status_code = 409
+
+
+class BodyTooLarge(ApiError):
+    status_code = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+
+
+class Unavailable(ApiError):
+    status_code = 503
+
+
+def status_of(exception: BaseException) -> int:
+    if isinstance(exception, SanicException):
+        return int(exception.status_code)
+    if isinstance(exception, UnsupportedFormat):
+        return 415
+    if isinstance(exception, ImageError):
+        return 400
+    return 500
+
+
+def error_body(exception: BaseException, status: int) -> dict[str, Any]:
+    """The JSON body for ``exception``; the batch form of classify reuses it per image."""
+    if status >= 500 and not isinstance(exception, ApiError):
+        return {"error": INTERNAL_ERROR, "status": status}
+    message = getattr(exception, "message", None) or str(exception) or "error"
+    return {"error": str(message), "status": status}
+
+
+class JsonErrorHandler(ErrorHandler):
+    """Sanic's error handler with exactly one rendering: JSON, never HTML or a traceback."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        status = status_of(exception)
+        if status >= 500 and not isinstance(exception, ApiError):
+            error_logger.exception(
+                "unexpected error in %s %s", request.method, request.path, exc_info=exception
+            )
+        headers = dict(getattr(exception, "headers", None) or {})
+        return json(error_body(exception, status), status=status, headers=headers)

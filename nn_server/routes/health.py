@@ -1,0 +1,31 @@
+"""``GET /health`` (liveness, no auth) and ``GET /ready`` (every network has weights)."""
+
+from __future__ import annotations
+
+import os
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from nn_server.serving import Models
+
+PUBLIC_PATHS = frozenset({"/health"})
+"""Paths the auth middleware lets through without credentials."""
+
+
+def health_blueprint() -> Blueprint:
+    bp = Blueprint("health")
+
+    @bp.get("/health", name="health")
+    async def health(request: Request) -> HTTPResponse:
+        return json({"status": "ok"})
+
+    @bp.get("/ready", name="ready")
+    async def ready(request: Request) -> HTTPResponse:
+        models: Models = request.app.ctx.models
+        body = {"ready": models.ready, "networks": models.versions(), "worker": os.getpid()}
+        if models.ready:
+            return json(body)
+        return json({"error": "weights are still loading", "status": 503, **body}, status=503)
+
+    return bp

@@ -1,0 +1,223 @@
+"""The state directory: what every worker, the trainer and the next server start agree on.
+
+    <state_dir>/<network>/
+        current.json        which weights are served: {"weights", "version", "accuracy", "datetime"}
+        weights/<v>.params  trained weights, named by content version, with <v>.json records
+        status.json         training state, written by whoever changes it (temp file + rename)
+        train.lock          flock held by the running trainer for its whole life
+
+Exactly one training runs at a time because starting one means taking ``train.lock``
+(non-blocking) and handing the locked descriptor to the trainer process. The kernel drops
+an flock when the last descriptor closes, so a trainer that crashes or is killed cannot
+leave the lock stuck; "status says training but the lock is free" therefore means the
+trainer died, and whoever notices records that as a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from nn_server.networks import read_record, weights_version
+from nn_server.training.run import DATETIME_FORMAT, write_atomic
+
+State = Literal["idle", "training", "failed"]
+KEEP_WEIGHTS = 3
+"""Older trained weights are pruned beyond this many (the served one is always kept)."""
+
+
+class StateError(RuntimeError):
+    """The state directory is unusable (no weights to seed it with, unwritable, ...)."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """The weights currently served: a file in ``weights/`` and what is known about it."""
+
+    weights: Path
+    version: str
+    accuracy: str | None
+    datetime: str | None
+
+
+@dataclass(frozen=True)
+class NetworkState:
+    """One network's corner of the state directory."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, state_dir: Path, network: str) -> NetworkState:
+        return cls(Path(state_dir) / network)
+
+    @property
+    def pointer_path(self) -> Path:
+        return self.root / "current.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "train.lock"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.root / "weights"
+
+    # -- weights --------------------------------------------------------------------------
+
+    def seed(self, weights: Path) -> None:
+        """Start serving ``weights`` unless this state directory already serves something."""
+        if self.pointer() is not None:
+            return
+        if not Path(weights).is_file():
+            raise StateError(
+                f"no weights to start from: {weights} does not exist (train with "
+                "`python -m nn_server.training train` or set NN_SEED_WEIGHTS)"
+            )
+        self.install(Path(weights))
+
+    def install(self, weights: Path) -> Pointer:
+        """Copy ``weights`` (and its record) into ``weights/`` and point the servers at it.
+
+        The copy lands under its version name first; only then does ``current.json`` move,
+        atomically, so a worker that follows the pointer always finds complete weights.
+        """
+        version = weights_version(weights)
+        record = read_record(weights)
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        target = self.weights_dir / f"{version}.params"
+        if not target.exists():
+            write_atomic(target, Path(weights).read_bytes())
+        write_atomic(target.with_suffix(".json"), json.dumps(record, indent=2).encode())
+        pointer = Pointer(target, version, record.get("accuracy"), record.get("datetime"))
+        write_atomic(
+            self.pointer_path,
+            json.dumps({
+                "weights": target.name, "version": version,
+                "accuracy": pointer.accuracy, "datetime": pointer.datetime,
+            }).encode(),
+        )
+        self._prune(keep=target)
+        return pointer
+
+    def pointer(self) -> Pointer | None:
+        """The weights to serve now, or None before the directory is seeded."""
+        try:
+            data = json.loads(self.pointer_path.read_text())
+            return Pointer(
+                self.weights_dir / str(data["weights"]), str(data["version"]),
+                data.get("accuracy"), data.get("datetime"),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def pointer_signature(self) -> tuple[int, int, int] | None:
+        """A cheap fingerprint of ``current.json`` (one ``stat``) to notice that it moved."""
+        try:
+            st = self.pointer_path.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _prune(self, keep: Path) -> None:
+        trained = sorted(self.weights_dir.glob("*.params"), key=lambda p: p.stat().st_mtime)
+        for old in trained[:-KEEP_WEIGHTS]:
+            if old != keep:
+                old.unlink(missing_ok=True)
+                old.with_suffix(".json").unlink(missing_ok=True)
+
+    # -- training status ------------------------------------------------------------------
+
+    def read_status(self) -> dict[str, Any]:
+        """The status file as written, or an idle status describing the served weights."""
+        try:
+            data = json.loads(self.status_path.read_text())
+            if isinstance(data, dict):
+                return data
+        except (OSError, ValueError):
+            pass
+        pointer = self.pointer()
+        return {
+            "state": "idle", "progress": None, "error": None,
+            "accuracy": pointer.accuracy if pointer else None,
+            "datetime": pointer.datetime if pointer else None,
+        }
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        write_atomic(self.status_path, json.dumps(status, indent=2).encode())
+
+    def status(self) -> dict[str, Any]:
+        """The status to show: as written, except that a dead trainer is reported as failed."""
+        status = self.read_status()
+        if status.get("state") == "training":
+            with self.locked() as fd:
+                if fd is not None:
+                    # We got the lock, so no trainer holds it: it died without a word.
+                    status = self.read_status()
+                    if status.get("state") == "training":
+                        status = self.mark_failed(status, trainer_died(status.get("pid")))
+        status["weights_version"] = (pointer := self.pointer()) and pointer.version
+        return status
+
+    def mark_failed(self, status: dict[str, Any], reason: str) -> dict[str, Any]:
+        """Record a failed training; the last successful result and weights stay."""
+        failed = {
+            **status, "state": "failed", "error": reason,
+            "finished": time.strftime(DATETIME_FORMAT),
+        }
+        self.write_status(failed)
+        return failed
+
+    # -- the training lock ----------------------------------------------------------------
+
+    def try_lock(self) -> int | None:
+        """A descriptor holding ``train.lock`` exclusively, or None while a trainer runs."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[int | None]:
+        """Hold the training lock for a moment (None: a trainer holds it)."""
+        fd = self.try_lock()
+        try:
+            yield fd
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def is_training(self) -> bool:
+        with self.locked() as fd:
+            return fd is None
+
+
+def trainer_died(pid: object) -> str:
+    """The failure reason for a trainer that vanished while holding no result."""
+    who = f"the trainer process (pid {pid})" if pid else "the trainer process"
+    return f"{who} exited without finishing: it was killed or crashed"
+
+
+def describe_exit(returncode: int) -> str:
+    """A trainer's exit status in words, for the failure reason."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"the trainer process was killed by {signal.Signals(-returncode).name}"
+        return f"the trainer process was killed by signal {-returncode}"
+    return f"the trainer process exited with status {returncode}"
+

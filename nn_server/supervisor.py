@@ -1,0 +1,104 @@
+"""Starting the trainer process from a worker, and recording how it ended.
+
+Sanic workers are daemonic processes started with *spawn*, which may not have
+``multiprocessing`` children, so training runs as ``python -m nn_server.trainer`` in its
+own session (a Ctrl-C meant for the server does not reach it half-way through a write).
+The worker takes ``train.lock`` first and passes the locked descriptor to the trainer;
+a second request, in any worker, finds the lock taken and gets 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+from nn_server.config import Config
+from nn_server.errors import TrainingInProgress
+from nn_server.state import NetworkState, describe_exit
+from nn_server.training.run import DATETIME_FORMAT
+
+log = logging.getLogger("nn_server")
+
+
+@dataclass
+class Supervisor:
+    """Starts trainers for this worker and keeps a reference to each until it exits."""
+
+    config: Config
+    waiters: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def command(self, network: str, lock_fd: int) -> list[str]:
+        cfg = self.config
+        cmd = [
+            sys.executable, "-m", "nn_server.trainer", "--network", network,
+            "--state-dir", str(cfg.state_dir), "--lock-fd", str(lock_fd),
+        ]
+        if cfg.data_dir is not None:
+            cmd += ["--data-dir", str(cfg.data_dir)]
+        if cfg.train_epochs is not None:
+            cmd += ["--epochs", str(cfg.train_epochs)]
+        if cfg.train_subset is not None:
+            cmd += ["--train-subset", str(cfg.train_subset)]
+        if cfg.test_subset is not None:
+            cmd += ["--test-subset", str(cfg.test_subset)]
+        return cmd
+
+    async def start(self, network: str, title: str) -> int:
+        """Start training ``network``; its pid. Raises ``TrainingInProgress`` (409)."""
+        state = NetworkState.of(self.config.state_dir, network)
+        fd = state.try_lock()
+        if fd is None:
+            raise TrainingInProgress(
+                f"{title} is already training; follow it at /{network}/train/status"
+            )
+        try:
+            previous = state.read_status()
+            state.write_status({
+                "state": "training", "progress": None, "error": None, "stage": "starting",
+                "accuracy": previous.get("accuracy"), "datetime": previous.get("datetime"),
+                "pid": None, "started": time.strftime(DATETIME_FORMAT), "finished": None,
+            })
+            # The trainer should use the machine; the workers were limited to one thread.
+            env = {**os.environ, "OMP_NUM_THREADS": str(self.config.train_threads)}
+            process = await asyncio.create_subprocess_exec(
+                *self.command(network, fd), pass_fds=(fd,), start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, env=env,
+            )
+        except Exception as exc:
+            state.mark_failed(state.read_status(), f"could not start the trainer: {exc}")
+            raise
+        finally:
+            # The trainer holds its own copy of the descriptor, and with it the lock.
+            os.close(fd)
+        log.info("training %s in process %d", network, process.pid)
+        waiter = asyncio.create_task(self.reap(state, process))
+        self.waiters.add(waiter)
+        waiter.add_done_callback(self.waiters.discard)
+        return process.pid
+
+    async def reap(self, state: NetworkState, process: asyncio.subprocess.Process) -> None:
+        """Wait for the trainer; if it died without writing its own verdict, write one."""
+        returncode = await process.wait()
+        if returncode == 0:
+            return
+        with state.locked() as fd:
+            if fd is not None and state.read_status().get("state") == "training":
+                state.mark_failed(state.read_status(), describe_exit(returncode))
+        log.warning("trainer process %d: %s", process.pid, describe_exit(returncode))
+
+
+def stop_trainers(config: Config, networks: list[str]) -> None:
+    """SIGTERM any trainer still running when the server stops (it records 'stopped')."""
+    for network in networks:
+        state = NetworkState.of(config.state_dir, network)
+        status = state.read_status()
+        pid = status.get("pid")
+        if status.get("state") == "training" and isinstance(pid, int) and state.is_training():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)

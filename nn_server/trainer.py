@@ -1,0 +1,140 @@
+"""``python -m nn_server.trainer``: the background training process the server starts.
+
+It inherits the locked ``train.lock`` descriptor from the worker that started it (so the
+lock lives exactly as long as this process), trains through ``train_network``, reports
+progress into the network's status file at most every ``STATUS_INTERVAL_S``, and on success
+installs the new weights and moves ``current.json`` to them. Any failure is written to the
+status file; the weights being served are never touched unless training succeeded.
+
+    python -m nn_server.trainer --network lenet --state-dir DIR --lock-fd N
+        [--data-dir DIR] [--epochs N] [--train-subset N] [--test-subset N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from nn_server.networks import REGISTRY
+from nn_server.state import NetworkState
+from nn_server.training.loop import Hyperparameters, Progress
+from nn_server.training.run import DATETIME_FORMAT, TrainingJob, train_network
+
+STATUS_INTERVAL_S = 0.25
+
+
+class Stopped(Exception):
+    """SIGTERM arrived (the server is stopping): give up cleanly and say so."""
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m nn_server.trainer", description=__doc__)
+    parser.add_argument("--network", required=True, choices=sorted(REGISTRY))
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--lock-fd", type=int, required=True,
+                        help="an inherited descriptor that holds train.lock")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--epochs", type=int, default=Hyperparameters().epochs)
+    parser.add_argument("--train-subset", type=int, default=None)
+    parser.add_argument("--test-subset", type=int, default=None)
+    return parser.parse_args(argv)
+
+
+def progress_dict(p: Progress) -> dict[str, Any]:
+    return {
+        "epoch": p.epoch, "epochs": p.epochs, "batch": p.batch, "batches": p.batches,
+        "loss": round(p.loss, 5), "accuracy": round(p.accuracy, 5),
+        "elapsed_s": round(p.elapsed_s, 1),
+        "eta_s": round(p.eta_s, 1) if math.isfinite(p.eta_s) else None,
+        "fraction": round(p.fraction, 4),
+    }
+
+
+class StatusWriter:
+    """Keeps the status file current without rewriting it hundreds of times a second."""
+
+    def __init__(self, state: NetworkState) -> None:
+        self.state = state
+        previous = state.read_status()
+        self.status: dict[str, Any] = {
+            "state": "training", "progress": None, "error": None, "stage": "starting",
+            "accuracy": previous.get("accuracy"), "datetime": previous.get("datetime"),
+            "pid": os.getpid(), "started": time.strftime(DATETIME_FORMAT), "finished": None,
+        }
+        self.written_at = 0.0
+        self.flush()
+
+    def flush(self) -> None:
+        self.state.write_status(self.status)
+        self.written_at = time.monotonic()
+
+    def stage(self, message: str) -> None:
+        self.status["stage"] = message
+        self.flush()
+
+    def progress(self, p: Progress) -> None:
+        self.status["progress"] = progress_dict(p)
+        self.status["stage"] = "training"
+        last_batch = p.batch == p.batches
+        if last_batch or time.monotonic() - self.written_at >= STATUS_INTERVAL_S:
+            self.flush()
+
+    def finish(self, record: dict[str, Any], version: str) -> None:
+        self.status.update(
+            state="idle", error=None, stage="finished", accuracy=record["accuracy"],
+            datetime=record["datetime"], finished=time.strftime(DATETIME_FORMAT),
+            trained_version=version,
+        )
+        self.flush()
+
+    def fail(self, reason: str) -> None:
+        self.status.update(state="failed", error=reason, stage="failed",
+                           finished=time.strftime(DATETIME_FORMAT))
+        self.flush()
+
+
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Stopped("training was stopped because the server shut down")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    # Holding the inherited descriptor is what keeps the lock; make sure it really is ours.
+    fcntl.flock(args.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    state = NetworkState.of(args.state_dir, args.network)
+    writer = StatusWriter(state)
+    work = Path(tempfile.mkdtemp(prefix=".training-", dir=state.root))
+    job = TrainingJob(
+        network=args.network, out_dir=work, data_dir=args.data_dir,
+        hyperparameters=Hyperparameters(epochs=args.epochs),
+        train_subset=args.train_subset, test_subset=args.test_subset,
+        allow_download=True,
+    )
+    try:
+        record = train_network(job, writer.progress, on_stage=writer.stage)
+        pointer = state.install(work / f"{args.network}.params")
+        writer.finish(record, pointer.version)
+        return 0
+    except Stopped as exc:
+        writer.fail(str(exc))
+        return 1
+    except Exception as exc:  # every failure must reach the status file
+        writer.fail(f"training failed: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
