@@ -29,6 +29,8 @@ WORK_SIDE = 256
 CANVAS = 28
 BOX = 20
 INK_THRESHOLD = 0.25
+# The background grid has about this many blocks along the shorter side.
+BLOCKS = 8
 # MNIST strokes are ~2.5-3 px wide on a 20 px box; thinner pen strokes get thickened.
 TARGET_STROKE = 0.11
 
@@ -114,20 +116,36 @@ def shrink(gray: FloatImage, side: int) -> FloatImage:
     return np.asarray(image, dtype=np.float32)
 
 
+def background(ink: FloatImage) -> FloatImage:
+    """The paper's level under the ink, varying smoothly with the lighting.
+
+    A grey-scale erosion on a coarse grid: the minimum of each block, then of each 3×3
+    neighbourhood of blocks (so a block lying inside a thick stroke still sees paper), then
+    smoothly upsampled. Strokes are narrower than the window, so they vanish from it. This
+    is ~100× cheaper than PIL's rank filters, which dominated the request path.
+    """
+    h, w = ink.shape
+    block = max(2, min(h, w) // BLOCKS)
+    rows, cols = -(-h // block), -(-w // block)
+    padded = np.pad(ink, ((0, rows * block - h), (0, cols * block - w)), mode="edge")
+    mins = padded.reshape(rows, block, cols, block).min(axis=(1, 3))
+    ring = np.pad(mins, 1, mode="edge")
+    mins = np.min(
+        [ring[dy : dy + rows, dx : dx + cols] for dy in range(3) for dx in range(3)], axis=0
+    )
+    grid = Image.fromarray(mins.astype(np.float32), mode="F")
+    return np.asarray(grid.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
 def ink_map(gray: FloatImage) -> FloatImage:
     """Ink intensity in 0..1 (1 = ink), with paper at 0 however the page was lit.
 
     Polarity comes from the border, which in both MNIST and user photos is background.
-    Uneven lighting is removed by subtracting a morphological opening (the background
-    estimate: strokes are thinner than the filter, so it erases them).
+    Uneven lighting is removed by subtracting an estimate of the paper (``background``).
     """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     ink = 1.0 - gray if float(np.median(border)) > 0.5 else gray.copy()
-    size = max(3, (min(ink.shape) // 6) | 1)
-    image = Image.fromarray(ink, mode="F")
-    background = image.filter(ImageFilter.MinFilter(size)).filter(ImageFilter.MaxFilter(size))
-    ink = ink - np.asarray(background, dtype=np.float32)
-    ink = np.clip(ink, 0.0, None)
+    ink = np.clip(ink - background(ink), 0.0, None)
     top = float(np.percentile(ink, 99.5))
     if top < 0.05:
         raise BlankImage("no digit found: the image is blank or has no contrast")
