@@ -1,0 +1,127 @@
+"""``python -m bench``: start the production server on 127.0.0.1 and load /lenet/classify.
+
+Prints one table: the in-process ceiling, closed-loop points at each concurrency, and a
+256-image batch request; with server CPU (cores busy) and RSS (all processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+from bench.ceiling import measure_ceiling
+from bench.corpus import batch_body, make_corpus, single_bodies
+from bench.load import LoadResult, have_wrk, run_load
+from bench.server import AUTH, Server, running_server
+
+BATCH_IMAGES = 256
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per load point")
+    p.add_argument("--concurrency", default="1,8,32,64", help="comma-separated load points")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--tool", choices=("auto", "wrk", "asyncio"), default="auto")
+    p.add_argument("--smoke", action="store_true",
+                   help="a ~2 s run of every stage, to check the command works (CI)")
+    p.add_argument("--json", help="also write the figures to this file")
+    return p.parse_args(argv)
+
+
+async def batch_load(url: str, body: bytes, duration_s: float, clients: int) -> dict[str, Any]:
+    """Images/s over ``{"images": [256 × b64]}`` requests from ``clients`` connections."""
+    headers = {"Authorization": AUTH, "Content-Type": "application/json"}
+    images = requests = errors = 0
+    async with aiohttp.ClientSession(headers=headers) as session:
+        started = time.perf_counter()
+
+        async def client() -> None:
+            nonlocal images, requests, errors
+            while time.perf_counter() - started < duration_s:
+                async with session.post(f"{url}/lenet/classify", data=body) as resp:
+                    answer = await resp.json()
+                    requests += 1
+                    if resp.status == 200:
+                        images += sum(n is not None for n in answer["numbers"])
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"images_per_s": images / elapsed, "requests": requests, "errors": errors}
+
+
+def measured(server: Server, run: Any) -> tuple[Any, float, float]:
+    """Run ``run()`` and return its result, the server's busy cores and its RSS after."""
+    cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+    result = run()
+    busy = (server.cpu_seconds() - cpu0) / (time.perf_counter() - t0)
+    return result, busy, server.rss_mb()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    duration = 1.0 if args.smoke else args.duration
+    points = [1, 8] if args.smoke else [int(c) for c in args.concurrency.split(",")]
+    tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "asyncio")
+    console = Console(width=max(120, Console().width))
+    corpus = make_corpus()
+    bodies = single_bodies(corpus)
+    ceiling = measure_ceiling(corpus, duration)
+
+    rows: list[tuple[str, str, str, str, str, str, str, str]] = []
+    figures: dict[str, Any] = {"ceiling_images_per_s": ceiling, "points": []}
+    rows.append(("in-process ceiling", f"{ceiling:,.0f} img/s", "", "", "", "", "", ""))
+    with running_server(args.workers) as server:
+        time.sleep(0.5)
+        idle_rss = server.rss_mb()
+        figures.update(ready_s=server.ready_s, idle_rss_mb=idle_rss)
+        run_load(server.url, "/lenet/classify", bodies, 1, min(1.0, duration), tool)  # warm-up
+        for c in points:
+            result: LoadResult
+            result, busy, rss = measured(
+                server, lambda c=c: run_load(server.url, "/lenet/classify", bodies, c,
+                                             duration, tool))
+            figures["points"].append({**asdict(result), "rps": result.rps,
+                                      "server_cores": busy, "rss_mb": rss})
+            rows.append((f"c={c} ({result.tool})", f"{result.rps:,.0f} rps",
+                         f"{result.p50_ms:.2f}", f"{result.p90_ms:.2f}", f"{result.p99_ms:.2f}",
+                         str(result.errors), f"{busy:.2f}", f"{rss:.0f}"))
+        body = batch_body(corpus, BATCH_IMAGES)
+        batch, busy, rss = measured(
+            server, lambda: asyncio.run(batch_load(server.url, body, duration, args.workers)))
+        figures["batch_256"] = {**batch, "server_cores": busy, "rss_mb": rss}
+        rows.append((f"batch of {BATCH_IMAGES}", f"{batch['images_per_s']:,.0f} img/s",
+                     "", "", "", str(batch["errors"]), f"{busy:.2f}", f"{rss:.0f}"))
+
+    table = Table(title=f"nn-server /lenet/classify — {args.workers} workers, {duration:g} s "
+                        f"per point, {platform.node()} ({os.cpu_count()} cores)")
+    for header in ("load", "throughput", "p50 ms", "p90 ms", "p99 ms", "errors",
+                   "server cores", "RSS MB"):
+        table.add_column(header, justify="left" if header == "load" else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"idle RSS {idle_rss:.0f} MB (all server processes); ready to serve "
+                  f"{server.ready_s:.2f} s after start; load tool: {tool}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
+    errors = sum(p["errors"] for p in figures["points"]) + figures["batch_256"]["errors"]
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
