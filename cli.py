@@ -365,7 +365,7 @@ def render_preview(data: bytes, *, width: int = PREVIEW_WIDTH, color: bool = Tru
             value = gray.getpixel((x, y))
             assert isinstance(value, (int, float))
             line += ramp[min(len(ramp) - 1, int((255 - value) * len(ramp) / 256))]
-        lines.append(line.rstrip())
+        lines.append(line)
     return Text("\n".join(lines))
 
 

@@ -11,7 +11,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from nn_sdk import ConnectError, NNClient, ProtocolError, Timeout, TimeoutException
+from nn_sdk import (
+    ConnectError,
+    NNClient,
+    ProtocolError,
+    ServerError,
+    Timeout,
+    TimeoutException,
+)
 
 
 @pytest.fixture
@@ -46,12 +53,21 @@ async def silent_url() -> AsyncIterator[str]:
         yield url
 
 
+def _answer(status: str, content_type: str, body: bytes) -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
 @pytest.fixture
 async def html_url() -> AsyncIterator[str]:
-    body = b"<html>hello</html>"
-    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
-              + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-    async for url in _serve(answer):
+    async for url in _serve(_answer("200 OK", "text/html", b"<html>hello</html>")):
+        yield url
+
+
+@pytest.fixture
+async def failing_url() -> AsyncIterator[str]:
+    body = b'{"error": "the model crashed", "status": 500}'
+    async for url in _serve(_answer("500 Internal Server Error", "application/json", body)):
         yield url
 
 
@@ -74,6 +90,13 @@ async def test_html_is_a_protocol_error(html_url: str) -> None:
         await NNClient(html_url).about()
 
 
+async def test_5xx_is_a_server_error(failing_url: str) -> None:
+    # The real server only answers 500 for bugs, so a stand-in plays one.
+    with pytest.raises(ServerError, match="the model crashed") as caught:
+        await NNClient(failing_url).status()
+    assert caught.value.status == 500
+
+
 async def test_lifecycle(closed_port: int) -> None:
     client = NNClient(f"127.0.0.1:{closed_port}")
     async with client as entered:
@@ -88,4 +111,5 @@ async def test_lifecycle(closed_port: int) -> None:
 
 
 async def test_repr_names_the_server() -> None:
-    assert repr(NNClient("10.0.0.1:5000", user="me")) == "NNClient('http://10.0.0.1:5000', user='me')"
+    expected = "NNClient('http://10.0.0.1:5000', user='me')"
+    assert repr(NNClient("10.0.0.1:5000", user="me")) == expected
