@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
 from nn_server.auth import Authenticator
+from nn_server.body import check_length
 from nn_server.config import Config
 from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable
 from nn_server.routes import health_blueprint, networks_blueprint
@@ -26,6 +28,7 @@ from nn_server.supervisor import Supervisor
 App = Sanic[Any, Any]
 
 APP_NAME = "nn_server"
+WORKER_HEADER = "X-NN-Worker"
 log = logging.getLogger("nn_server")
 
 
@@ -54,10 +57,22 @@ def create_app(config: Config) -> App:
         await app.cancel_task("watch_weights", raise_exception=False)
         app.ctx.models.close()
 
-    # Request middleware runs in registration order: who you are before what you accept.
+    # Request middleware runs in registration order: refuse what we will not read, then
+    # who you are, then what you accept.
+    app.on_request(limit_body)
     app.on_request(authenticate)
     app.on_request(check_accept)
+    app.middleware(name_worker, "response")
     return app
+
+
+async def name_worker(request: Request, response: HTTPResponse) -> None:
+    # Which worker answered: lets clients and tests see every worker switch weights.
+    response.headers[WORKER_HEADER] = str(os.getpid())
+
+
+async def limit_body(request: Request) -> None:
+    check_length(request, request.app.ctx.config.max_body)
 
 
 async def check_accept(request: Request) -> None:

@@ -24,6 +24,8 @@ from nn_server.state import NetworkState, describe_exit
 from nn_server.training.run import DATETIME_FORMAT
 
 log = logging.getLogger("nn_server")
+LOCK_RETRIES = 20
+LOCK_RETRY_S = 0.05
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Supervisor:
     async def start(self, network: str, title: str) -> int:
         """Start training ``network``; its pid. Raises ``TrainingInProgress`` (409)."""
         state = NetworkState.of(self.config.state_dir, network)
-        fd = state.try_lock()
+        fd = await self.take_lock(state)
         if fd is None:
             raise TrainingInProgress(
                 f"{title} is already training; follow it at /{network}/train/status"
@@ -81,6 +83,16 @@ class Supervisor:
         self.waiters.add(waiter)
         waiter.add_done_callback(self.waiters.discard)
         return process.pid
+
+    async def take_lock(self, state: NetworkState) -> int | None:
+        """The training lock, or None while a training runs. A trainer that has already
+        written its verdict is only exiting, so it is worth a moment's wait."""
+        for _ in range(LOCK_RETRIES):
+            fd = state.try_lock()
+            if fd is not None or state.read_status().get("state") == "training":
+                return fd
+            await asyncio.sleep(LOCK_RETRY_S)
+        return state.try_lock()
 
     async def reap(self, state: NetworkState, process: asyncio.subprocess.Process) -> None:
         """Wait for the trainer; if it died without writing its own verdict, write one."""

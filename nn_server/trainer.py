@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         writer.fail(f"training failed: {type(exc).__name__}: {exc}")
         raise
     finally:
+        # The verdict is written: let the next training start now, not after the slow
+        # clean-up and interpreter shutdown below.
+        fcntl.flock(args.lock_fd, fcntl.LOCK_UN)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json as jsonlib
-from typing import Any, cast
+from typing import Any
 
 from sanic import Blueprint, Request
-from sanic.http import Http
 from sanic.response import HTTPResponse, json
 
+from nn_server.body import read_json
 from nn_server.config import Config
-from nn_server.errors import (
-    BodyTooLarge,
-    InvalidRequest,
-    Unavailable,
-    UnsupportedMediaType,
-    error_body,
-    status_of,
-)
+from nn_server.errors import InvalidRequest, Unavailable, error_body, status_of
 from nn_server.networks import REGISTRY, Network, Prediction
 from nn_server.serving import Models
 from nn_server.state import NetworkState
@@ -113,48 +105,6 @@ def render(result: Prediction | Exception) -> dict[str, Any]:
             "probabilities": list(result.probabilities),
         }
     return error_body(result, status_of(result))
-
-
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object, refused early when it is over ``limit`` bytes.
-
-    The route streams, so Sanic has not read the body: a declared length over the limit is
-    refused before a byte of it is read, and a chunked body is cut off at the limit.
-    """
-    content_type = request.headers.get("content-type", "")
-    media = content_type.split(";")[0].strip().lower()
-    if media and media != "application/json" and not media.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"the body must be JSON (Content-Type: application/json), not {media}"
-        )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        refuse_body(request, limit)
-    body = bytearray()
-    # A streaming route's request.stream is the connection's Http object, which reads.
-    stream = cast(Http | None, request.stream)
-    while stream is not None:
-        chunk = await stream.read()
-        if chunk is None:
-            break
-        body += chunk
-        if len(body) > limit:
-            refuse_body(request, limit)
-    try:
-        payload = jsonlib.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise InvalidRequest('the body must be a JSON object such as {"image": "<base64>"}')
-    return payload
-
-
-def refuse_body(request: Request, limit: int) -> None:
-    # Do not invite the client to send the body ("100 Continue") after refusing it.
-    stream = cast(Http | None, request.stream)
-    if stream is not None:
-        stream.expecting_continue = False
-    raise BodyTooLarge(f"the request body is larger than the limit of {limit:,} bytes")
 
 
 def image_of(payload: dict[str, Any]) -> bytes:

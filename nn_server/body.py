@@ -1,0 +1,60 @@
+"""Request bodies: refused when too large before they are read, parsed as JSON otherwise.
+
+Sanic reads a body before the handler runs unless the route streams; the classify route
+streams, so a declared length over the limit is refused before a byte of it is read (and
+before authentication has to trust it), and a chunked body is cut off at the limit. Routes
+that take no body get the declared-length check from middleware.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from sanic import Request
+from sanic.http import Http
+
+from nn_server.errors import BodyTooLarge, InvalidRequest, UnsupportedMediaType
+
+
+def check_length(request: Request, limit: int) -> None:
+    """413 when the request declares a body over ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        refuse_body(request, limit)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The (streamed) request body as a JSON object, at most ``limit`` bytes of it."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"the body must be JSON (Content-Type: application/json), not {media}"
+        )
+    check_length(request, limit)
+    body = bytearray()
+    # A streaming route's request.stream is the connection's Http object, which reads.
+    stream = cast(Http | None, request.stream)
+    while stream is not None:
+        chunk = await stream.read()
+        if chunk is None:
+            break
+        body += chunk
+        if len(body) > limit:
+            refuse_body(request, limit)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest('the body must be a JSON object such as {"image": "<base64>"}')
+    return payload
+
+
+def refuse_body(request: Request, limit: int) -> None:
+    # Do not invite the client to send the body ("100 Continue") after refusing it.
+    stream = cast(Http | None, request.stream)
+    if stream is not None:
+        stream.expecting_continue = False
+    raise BodyTooLarge(f"the request body is larger than the limit of {limit:,} bytes")
