@@ -16,7 +16,7 @@ import socket
 import sys
 from functools import partial
 
-from nn_server.arguments import Launch, parse
+from nn_server.arguments import Launch, parse, resolve_host
 from nn_server.auth import UsersError, load_users
 from nn_server.config import Config, ConfigError
 
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         users = load_users(config.users_file, config.users)
     except (ConfigError, UsersError) as exc:
         return fail(str(exc), EXIT_CONFIG)
+    launch = dataclasses.replace(launch, host=resolve_host(launch.host, config.localaddr))
     if not launch.dev:
         # Each worker is one of several processes on the CPUs: one math thread apiece keeps
         # them from fighting over cores (the trainer gets NN_TRAIN_THREADS instead).

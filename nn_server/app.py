@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse
+from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from nn_server.auth import Authenticator
 from nn_server.body import check_length
@@ -66,7 +66,7 @@ def create_app(config: Config) -> App:
     return app
 
 
-async def name_worker(request: Request, response: HTTPResponse) -> None:
+async def name_worker(request: Request, response: BaseHTTPResponse) -> None:
     # Which worker answered: lets clients and tests see every worker switch weights.
     response.headers[WORKER_HEADER] = str(os.getpid())
 

@@ -35,6 +35,7 @@ class Launch:
     dev: bool
     tls: bool
     host: str
+    """An address or host name, or ``LOCALADDR`` (resolved by ``resolve_host``)."""
     port: int
     workers: int | None = None
     state_dir: Path | None = None
@@ -93,8 +94,6 @@ def parse(argv: list[str]) -> Launch:
             host, port = split_address(args.address)
         except ValueError as exc:
             p.error(str(exc))
-    if host == LOCALADDR:
-        host = local_address()
     return Launch(
         dev=args.dev, tls=args.ssl, host=host, port=port, workers=args.workers,
         state_dir=args.state_dir, seed_compat=args.seed_compat, cert=args.cert, key=args.key,
@@ -125,6 +124,13 @@ def valid_host(host: str) -> bool:
             label and len(label) <= 63 and label.replace("-", "").isalnum()
             and not label.startswith("-") for label in labels
         )
+
+
+def resolve_host(host: str, override: str | None = None) -> str:
+    """``localaddr`` → ``override`` (``NN_LOCALADDR``) or the detected LAN address."""
+    if host != LOCALADDR:
+        return host
+    return override or local_address()
 
 
 def local_address() -> str:

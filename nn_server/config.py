@@ -60,6 +60,9 @@ class Config:
     """CPU threads the trainer may use (``NN_TRAIN_THREADS``)."""
     reload_interval_s: float = 0.5
     """How often each worker checks for new weights and training state (``NN_RELOAD_S``)."""
+    localaddr: str | None = None
+    """What ``localaddr`` means (``NN_LOCALADDR``), for machines on several networks;
+    None: detect the address of the default route."""
     ssl_dir: Path | None = None
     """Where ``-s`` keeps its self-signed certificate (``NN_SSL_DIR``; None: see
     ``tls_dir``)."""
@@ -86,6 +89,7 @@ class Config:
             test_subset=reader.optional_integer("NN_TEST_SUBSET"),
             train_threads=reader.integer("NN_TRAIN_THREADS", cls.train_threads),
             reload_interval_s=reader.number("NN_RELOAD_S", cls.reload_interval_s),
+            localaddr=env.get("NN_LOCALADDR") or None,
             ssl_dir=reader.path("NN_SSL_DIR"),
             tls_cert=reader.path("NN_TLS_CERT"),
             tls_key=reader.path("NN_TLS_KEY"),

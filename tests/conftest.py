@@ -8,6 +8,7 @@ mode, two workers) fixtures are session-scoped instances of it. The server picks
 Every server gets its own temporary state directory, seeded with small test weights
 (trained once per session, ~5 s) unless the package ships weights, and trains quickly
 (1 epoch on 2,000 digits) when asked to, so nothing depends on files outside the test run.
+``localaddr`` resolves to 127.0.0.1 (``NN_LOCALADDR``): test servers never face the network.
 """
 
 from __future__ import annotations
@@ -105,13 +106,15 @@ def _get(url: str, context: ssl.SSLContext | None, timeout: float = 2.0) -> tupl
 
 @contextlib.contextmanager
 def start_server(
-    *args: str, env: dict[str, str] | None = None, tls: bool = False
+    *args: str, env: dict[str, str] | None = None, tls: bool = False,
+    cafile: Path | None = None,
 ) -> Iterator[LiveServer]:
     """Run ``python -m nn_server *args`` until the block ends; yield once ``/ready`` says so.
 
     ``args`` are the server's own command-line arguments (default ``-d 127.0.0.1:0``);
     ``tls=True`` adds ``-s`` with a certificate minted in a temporary directory; ``env``
-    overrides environment variables (``NN_*``), on top of quick-training defaults.
+    overrides environment variables (``NN_*``), on top of quick-training defaults;
+    ``cafile`` is what clients trust for HTTPS (default: the generated certificate).
     """
     argv = list(args) or ["-d", "127.0.0.1:0"]
     if tls and "-s" not in argv:
@@ -126,6 +129,8 @@ def start_server(
         "NN_SSL_DIR": str(ssl_dir),
         "NN_SEED_WEIGHTS": str(seed_weights()),
         "PYTHONUNBUFFERED": "1",
+        # Tests serve on loopback only, so `localaddr` must not find the machine's LAN.
+        "NN_LOCALADDR": "127.0.0.1",
         **QUICK_TRAINING,
         **(env or {}),
     }
@@ -138,8 +143,8 @@ def start_server(
     threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
     try:
         url = _wait_for_address(process, lines)
-        cafile = ssl_dir / "cert.pem" if url.startswith("https:") else None
-        server = LiveServer(url, process, state_dir, cafile, lines=lines)
+        trusted = (cafile or ssl_dir / "cert.pem") if url.startswith("https:") else None
+        server = LiveServer(url, process, state_dir, trusted, lines=lines)
         _wait_until_ready(server)
         yield server
     finally:
