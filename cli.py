@@ -29,6 +29,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 from rich.color import Color
+from rich.columns import Columns
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
@@ -307,7 +308,7 @@ def render_status(status: TrainingStatus, network: str | None = None) -> Rendera
     grid.add_row("trained", trained)
     if status.weights_version:
         grid.add_row("weights", status.weights_version)
-    if status.progress is not None:
+    if status.progress is not None and status.is_training:
         grid.add_row("progress", f"{status.progress.fraction:.0%}  {progress_detail(status)}")
     if status.error:
         grid.add_row("error", Text(status.error, style="red"))
@@ -385,7 +386,7 @@ def render_classification(item: ClassifiedImage, *, color: bool) -> RenderableTy
     result = item.result
     answer = Table.grid(padding=(0, 1))
     answer.add_column()
-    answer.add_row(Text(str(item.path), style="dim"))
+    answer.add_row(Text(_display(item.path), style="dim"))
     line = Text.assemble("Answer: ", (result.number, "bold green"))
     if result.confidence is not None:
         line.append(f"   (confidence {result.confidence:.1%})")
@@ -462,14 +463,14 @@ def pick_image(screen: Screen, directory: Path) -> Path:
     """Ask for one of ``directory``'s images by number, or any path; ``Quit`` on q."""
     images = list_images(directory)
     if images:
-        table = Table(title=f"Images in {directory}", title_justify="left", box=None)
-        table.add_column("#", justify="right", style="bold")
-        table.add_column("file")
-        for number, path in enumerate(images, 1):
-            table.add_row(str(number), path.name)
-        screen.show(table)
+        screen.show(Text(f"Images in {_display(directory)}:", style="bold"))
+        screen.show(Columns(
+            [Text.assemble((f"{number:>3} ", "bold cyan"), path.name)
+             for number, path in enumerate(images, 1)],
+            column_first=True, padding=(0, 3),
+        ))
     else:
-        screen.show(Text(f"No images in {directory}.", style="yellow"))
+        screen.show(Text(f"No images in {_display(directory)}.", style="yellow"))
     while True:
         answer = screen.ask("Image number or path (q quits):")
         if answer.isdigit() and images:
@@ -484,6 +485,14 @@ def pick_image(screen: Screen, directory: Path) -> Path:
         screen.show(Text(
             f"No such file: {answer!r}. Formats: {', '.join(SUPPORTED_FORMATS)}.", style="yellow"
         ))
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def training_progress(screen: Screen) -> Progress:
