@@ -50,7 +50,7 @@ from nn_sdk import (
     NNError,
     TrainingStarted,
     TrainingStatus,
-    local_address,
+    default_host,
 )
 
 LIST_NETWORKS = "list_nn"
@@ -138,7 +138,7 @@ def parse(argv: Sequence[str]) -> Command:
     args = _parser().parse_intermixed_args(list(argv))
     words: list[str] = list(args.words)
     scheme = "https" if (args.https or args.cafile or args.insecure) else "http"
-    base_url = f"{scheme}://{local_address()}:{DEFAULT_PORT}"
+    base_url = f"{scheme}://{default_host()}:{DEFAULT_PORT}"
     if words and (match := ADDRESS.match(words[0])):
         words.pop(0)
         port = int(match["port"])

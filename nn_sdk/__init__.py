@@ -23,6 +23,7 @@ from nn_sdk._config import (
     Timeout,
     VerifyTypes,
     default_base_url,
+    default_host,
     local_address,
 )
 from nn_sdk._exceptions import (
@@ -84,6 +85,7 @@ __all__ = [
     "VerifyTypes",
     "__version__",
     "default_base_url",
+    "default_host",
     "image_format",
     "local_address",
 ]

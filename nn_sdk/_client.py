@@ -175,8 +175,8 @@ class NNClient:
         path = f"/{_segment(network)}/classify"
 
         async def one(session: aiohttp.ClientSession, image: ImageInput) -> Classification:
-            payload = {"image": _base64(image_bytes(image))}
-            async with gate:
+            async with gate:  # read inside the gate: only `concurrency` images in memory
+                payload = {"image": _base64(image_bytes(image))}
                 return Classification.from_json(await self._send(session, "POST", path, payload))
 
         async with self._borrow() as session:
@@ -288,8 +288,16 @@ class NNClient:
             raise ConnectError(
                 f"cannot connect to {self.base_url}: {_os_reason(exc.os_error)}"
             ) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            hint = " (if it speaks HTTPS, use https://)" if self.base_url.scheme == "http" else ""
+            raise ConnectError(
+                f"{method} {url}: the server closed the connection without answering{hint}"
+            ) from exc
+        except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
+            raise ProtocolError(f"{method} {url}: malformed answer ({exc})") from exc
         except aiohttp.ClientError as exc:
-            raise ConnectError(f"{method} {url} failed: {exc or type(exc).__name__}") from exc
+            reason = str(exc) or type(exc).__name__
+            raise ConnectError(f"{method} {url} failed: {reason}") from exc
         data = _decode(body)
         if status >= 400:
             raise error_for_status(status, data)

@@ -60,9 +60,18 @@ def local_address() -> str:
     return address if address and address != "0.0.0.0" else "127.0.0.1"
 
 
+def default_host() -> str:
+    """The host a client talks to by default: this machine's LAN address.
+
+    ``NN_LOCALADDR``, when set, names that address instead, as it does for the server's
+    ``localaddr`` (machines on several networks).
+    """
+    return os.environ.get("NN_LOCALADDR") or local_address()
+
+
 def default_base_url() -> str:
     """The seed's default server: this machine's LAN address, port 5000, plain http."""
-    return f"http://{local_address()}:{DEFAULT_PORT}"
+    return f"http://{default_host()}:{DEFAULT_PORT}"
 
 
 def parse_base_url(base_url: str | URL | None) -> URL:

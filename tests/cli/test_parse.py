@@ -9,9 +9,9 @@ from cli_harness import run_cli
 
 import cli
 from cli import Command, UsageError, parse
-from nn_sdk import local_address
+from nn_sdk import default_host
 
-LOCAL = f"http://{local_address()}:5000"
+LOCAL = f"http://{default_host()}:5000"
 HOST = "192.168.2.102:5000"
 FILE = "my_folder/my_number.jpg"
 

@@ -38,5 +38,5 @@ async def test_untrusted_certificate_is_a_connect_error(tls_server: Any) -> None
 
 
 async def test_plain_http_to_an_https_server_fails_cleanly(tls_server: Any) -> None:
-    with pytest.raises(NNError):
+    with pytest.raises(NNError, match="https"):
         await NNClient(tls_server.url.replace("https://", "http://"), timeout=5).status()

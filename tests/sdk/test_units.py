@@ -18,6 +18,7 @@ from nn_sdk import (
     Classification,
     NetworkInfo,
     NetworkSummary,
+    NNClient,
     NNError,
     NotFound,
     PayloadTooLarge,
@@ -201,10 +202,14 @@ def test_base_url_forms() -> None:
             parse_base_url(bad)
 
 
-def test_default_address_is_this_machines() -> None:
+def test_default_address_is_this_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NN_LOCALADDR", raising=False)
     address = nn_sdk.local_address()
     assert address.count(".") == 3
     assert nn_sdk.default_base_url() == f"http://{address}:5000"
+    assert str(NNClient().base_url) == f"http://{address}:5000"
+    monkeypatch.setenv("NN_LOCALADDR", "10.1.2.3")  # the server's override, honoured too
+    assert nn_sdk.default_base_url() == "http://10.1.2.3:5000"
 
 
 def test_timeout_values() -> None:
