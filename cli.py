@@ -110,14 +110,14 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> _Parser:
     parser = _Parser(
         prog="python cli.py",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Without network and operation: the interactive menu.",
+        description="\n\n".join((__doc__ or "").split("\n\n")[:3]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("words", nargs="*", metavar="[host:port] [network operation [file]]")
     parser.add_argument("--user", default=os.environ.get("NN_USER", DEFAULT_USER),
-                        help="user name (default: $NN_USER or %(default)s)")
+                        help=f"user name (default: $NN_USER, else {DEFAULT_USER})")
     parser.add_argument("--password", default=os.environ.get("NN_PASSWORD", DEFAULT_PASSWORD),
-                        help="password (default: $NN_PASSWORD or the seed's)")
+                        help="password (default: $NN_PASSWORD, else the seed's)")
     parser.add_argument("--https", action="store_true", help="talk HTTPS")
     parser.add_argument("--cafile", type=Path,
                         help="trust this certificate (e.g. the server's ssl/cert.pem); "
@@ -542,6 +542,7 @@ class Menu:
         self.command = command
         self.runner = runner
         self.client = client
+        self.labels: dict[str, tuple[str, ...]] = {}
 
     def run(self) -> None:
         self.screen.show(Panel.fit(
@@ -594,8 +595,9 @@ class Menu:
         if operation == "classify":
             path = pick_image(self.screen, self.command.images_dir)
             item = self.runner.run(classify(self.client, network, path))
-            labels = self.runner.run(self.client.about(network)).labels
-            self.screen.show(render_classification(replace(item, labels=labels),
+            if network not in self.labels:
+                self.labels[network] = self.runner.run(self.client.about(network)).labels
+            self.screen.show(render_classification(replace(item, labels=self.labels[network]),
                                                    color=self.screen.color))
         elif operation == "train":
             status = self.runner.run(follow_training(
