@@ -9,6 +9,7 @@ the state directory (``nn_server.state``), not in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import Any
@@ -43,18 +44,23 @@ def create_app(config: Config) -> App:
 
     @app.before_server_start
     async def setup(app: App) -> None:
-        app.ctx.authenticator = Authenticator.configured(config.users_file, config.users)
+        # Hashing the default password takes a moment; keep it off the event loop too.
+        app.ctx.authenticator = await asyncio.get_running_loop().run_in_executor(
+            None, Authenticator.configured, config.users_file, config.users
+        )
         app.ctx.models = Models(config.state_dir)
         app.ctx.supervisor = Supervisor(config)
 
     @app.after_server_start
     async def watch_weights(app: App) -> None:
         # Loading happens in the background so /health answers at once and /ready says when.
-        app.add_task(app.ctx.models.watch(config.reload_interval_s), name="watch_weights")
+        app.ctx.watcher = asyncio.create_task(app.ctx.models.watch(config.reload_interval_s))
 
     @app.before_server_stop
     async def teardown(app: App) -> None:
-        await app.cancel_task("watch_weights", raise_exception=False)
+        app.ctx.watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app.ctx.watcher
         app.ctx.models.close()
 
     # Request middleware runs in registration order: refuse what we will not read, then
