@@ -95,8 +95,14 @@ def _pump(stream: object, lines: deque[str]) -> None:
         lines.append(line)
 
 
-def _get(url: str, context: ssl.SSLContext | None, timeout: float = 2.0) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": AUTH_HEADER})
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _get(
+    url: str, context: ssl.SSLContext | None, auth: str, timeout: float = 2.0
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": auth})
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
             return answer.status, answer.read()
@@ -107,14 +113,15 @@ def _get(url: str, context: ssl.SSLContext | None, timeout: float = 2.0) -> tupl
 @contextlib.contextmanager
 def start_server(
     *args: str, env: dict[str, str] | None = None, tls: bool = False,
-    cafile: Path | None = None,
+    cafile: Path | None = None, auth: tuple[str, str] = (USER, PASSWORD),
 ) -> Iterator[LiveServer]:
     """Run ``python -m nn_server *args`` until the block ends; yield once ``/ready`` says so.
 
     ``args`` are the server's own command-line arguments (default ``-d 127.0.0.1:0``);
     ``tls=True`` adds ``-s`` with a certificate minted in a temporary directory; ``env``
     overrides environment variables (``NN_*``), on top of quick-training defaults;
-    ``cafile`` is what clients trust for HTTPS (default: the generated certificate).
+    ``cafile`` is what clients trust for HTTPS (default: the generated certificate);
+    ``auth`` is a user the server knows (set ``NN_USERS`` in ``env`` to change users).
     """
     argv = list(args) or ["-d", "127.0.0.1:0"]
     if tls and "-s" not in argv:
@@ -144,7 +151,7 @@ def start_server(
     try:
         url = _wait_for_address(process, lines)
         trusted = (cafile or ssl_dir / "cert.pem") if url.startswith("https:") else None
-        server = LiveServer(url, process, state_dir, trusted, lines=lines)
+        server = LiveServer(url, process, state_dir, trusted, auth, lines=lines)
         _wait_until_ready(server)
         yield server
     finally:
@@ -171,7 +178,7 @@ def _wait_until_ready(server: LiveServer) -> None:
         if server.process.poll() is not None:
             break
         with contextlib.suppress(OSError):
-            status, body = _get(server.url + "/ready", context)
+            status, body = _get(server.url + "/ready", context, basic_auth(*server.auth))
             if status == 200 and json.loads(body).get("ready"):
                 return
         time.sleep(0.1)

@@ -13,9 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import AUTH_HEADER, ROOT, LiveServer
-
-AUTH = {"Authorization": AUTH_HEADER}
+from tests.conftest import ROOT, LiveServer, basic_auth
 SUFFIXES = {".jpg", ".png", ".bmp", ".tiff"}
 IMAGES = sorted(p for p in (ROOT / "images").iterdir() if p.suffix in SUFFIXES)
 
@@ -35,8 +33,11 @@ async def call(
     http: aiohttp.ClientSession, server: LiveServer, method: str, path: str, *,
     auth: bool = True, **kwargs: Any,
 ) -> tuple[int, dict[str, Any], aiohttp.ClientResponse]:
-    """One request; (status, JSON body, response). Fails the test on a non-JSON answer."""
-    headers = {**(AUTH if auth else {}), **kwargs.pop("headers", {})}
+    """One request as ``server.auth`` (or anonymous); (status, JSON body, response).
+
+    Fails the test on a non-JSON answer."""
+    credentials = {"Authorization": basic_auth(*server.auth)} if auth else {}
+    headers = {**credentials, **kwargs.pop("headers", {})}
     async with http.request(method, server.url + path, headers=headers,
                             ssl=server.ssl_context() or True, **kwargs) as response:
         text = await response.text()
