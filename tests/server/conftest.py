@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ROOT, LiveServer, basic_auth
+
 SUFFIXES = {".jpg", ".png", ".bmp", ".tiff"}
 IMAGES = sorted(p for p in (ROOT / "images").iterdir() if p.suffix in SUFFIXES)
 
