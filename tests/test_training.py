@@ -1,0 +1,208 @@
+"""Training: a quick real run end to end, the loop's pieces, and the command line.
+
+One module-scoped run (1 epoch on 3,000 digits, a few seconds on 2 cores) feeds the tests
+that check what a run writes and reports; the full 8-epoch run is the lead's to measure.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nn_server import mnist
+from nn_server.networks import LeNet, read_record, weights_version
+from nn_server.training import Hyperparameters, Progress, TrainingJob, train_network
+from nn_server.training.data import Batches
+from nn_server.training.loop import one_cycle
+from nn_server.training.run import DATETIME_FORMAT
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get(mnist.DATA_DIR_ENV) or "/work/shared/mnist")
+TRAIN_DIGITS = 3000
+BATCH = 128
+ACCURACY = re.compile(r"^\d{2}\.\d{2}$")
+DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+PRINTED_ACCURACY = re.compile(r"test accuracy (\d+\.\d{2}) %")
+
+
+@dataclass
+class QuickRun:
+    record: dict[str, Any]
+    weights: Path
+    progress: list[Progress]
+    stages: list[str]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
+    # Fail, never skip: CI points NN_DATA_DIR at the shared copy, so missing data is a bug.
+    assert mnist.find_file(DATA_DIR, "train-images-idx3-ubyte"), f"MNIST not in {DATA_DIR}"
+    out = tmp_path_factory.mktemp("weights")
+    job = TrainingJob(
+        out_dir=out,
+        data_dir=DATA_DIR,
+        hyperparameters=Hyperparameters(epochs=1, batch_size=BATCH),
+        train_subset=TRAIN_DIGITS,
+        allow_download=False,
+    )
+    progress: list[Progress] = []
+    stages: list[str] = []
+    started = time.monotonic()
+    record = train_network(job, progress.append, None, stages.append)
+    return QuickRun(record, out / "lenet.params", progress, stages, time.monotonic() - started)
+
+
+def test_quick_training_writes_weights_and_record(quick_run: QuickRun) -> None:
+    record = quick_run.record
+    assert quick_run.weights.is_file()
+    assert read_record(quick_run.weights) == record, "the JSON beside the weights is the record"
+    # The wire contract's formats: {"accuracy": "99.32", "datetime": "2018-11-21 17:39:08"}.
+    assert ACCURACY.match(record["accuracy"]), record["accuracy"]
+    assert DATETIME.match(record["datetime"]), record["datetime"]
+    written = time.mktime(time.strptime(record["datetime"], DATETIME_FORMAT))
+    assert abs(time.time() - written) < quick_run.seconds + 60
+    # 24 steps of the full-run schedule reach ~77 %: far from 99.5 %, far above chance.
+    assert float(record["accuracy"]) >= 50.0
+    assert record["accuracy"] == f"{record['test_accuracy'] * 100:.2f}"
+    assert record["epochs"] == 1
+    assert record["train_samples"] == TRAIN_DIGITS
+    assert record["test_samples"] == 10_000
+    assert 0 < record["duration_s"] <= quick_run.seconds
+    assert record["data_sha256"] == mnist.DIGESTS
+    assert {"python", "mxnet", "numpy"} <= set(record["versions"])
+    assert record["weights_version"] == weights_version(quick_run.weights)
+    assert len(record["history"]) == 1
+
+
+def test_trained_weights_serve(quick_run: QuickRun) -> None:
+    """What the trainer writes, the serving network loads and uses."""
+    net = LeNet()
+    net.initialize(quick_run.weights)
+    assert net.version == quick_run.record["weights_version"]
+    [prediction] = net.classify([(ROOT / "images" / "0_marker.png").read_bytes()])
+    assert prediction.label in LeNet.labels
+    assert math.isclose(sum(prediction.probabilities), 1.0, abs_tol=1e-3)
+
+
+def test_progress_is_reported_every_batch(quick_run: QuickRun) -> None:
+    batches = -(-TRAIN_DIGITS // BATCH)
+    progress = quick_run.progress
+    assert [p.batch for p in progress] == list(range(1, batches + 1))
+    assert {(p.epoch, p.epochs, p.batches) for p in progress} == {(1, 1, batches)}
+    assert all(math.isfinite(p.loss) and p.loss > 0 for p in progress)
+    assert all(0.0 <= p.accuracy <= 1.0 for p in progress)
+    elapsed = [p.elapsed_s for p in progress]
+    assert elapsed == sorted(elapsed) and elapsed[-1] <= quick_run.seconds
+    assert progress[-1].fraction == 1.0 and progress[-1].eta_s == 0.0
+    # The network learns within the epoch: the running loss falls.
+    assert progress[-1].loss < progress[0].loss
+    assert any("training on 3,000 digits" in stage for stage in quick_run.stages)
+
+
+def test_one_cycle_warms_up_then_anneals() -> None:
+    total, peak, warmup = 200, 0.4, 0.25
+    rates = [one_cycle(step, total, peak, warmup) for step in range(total)]
+    top = int(total * warmup)
+    assert rates[0] == pytest.approx(0.05 * peak)
+    assert max(rates) == pytest.approx(peak) and rates[top] == pytest.approx(peak)
+    rising, falling = np.diff(rates[: top + 1]), np.diff(rates[top:])
+    assert (rising > 0).all() and (falling < 0).all()
+    assert rates[-1] < 0.001 * peak
+    assert one_cycle(total, total, peak, warmup) == pytest.approx(0.0)
+
+
+# -- batches and the shift augmentation ------------------------------------------------
+
+
+def marked_split(count: int = 10) -> mnist.Split:
+    """Images with one 4×4 square each, its value naming the image (i + 1) and its label."""
+    images = np.zeros((count, 28, 28), np.uint8)
+    for i in range(count):
+        images[i, 12:16, 12:16] = i + 1
+    return mnist.Split(images, (np.arange(count) % 10).astype(np.uint8))
+
+
+def identity(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32)
+
+
+def square_at(image: np.ndarray) -> tuple[int, int, int]:
+    """(value, dy, dx): which image's square this is and how far it moved."""
+    ys, xs = np.nonzero(image)
+    assert len(ys) == 16, "the square was cut or smeared"
+    return int(image[ys[0], xs[0]]), int(ys.min()) - 12, int(xs.min()) - 12
+
+
+def test_batches_keep_shapes_and_labels_in_order() -> None:
+    split = marked_split()
+    batches = Batches(split, 4, identity, shuffle=False)
+    assert len(batches) == 3
+    got = list(batches)
+    assert [x.shape for x, _ in got] == [(4, 1, 28, 28), (4, 1, 28, 28), (2, 1, 28, 28)]
+    assert all(x.dtype == np.float32 and y.dtype == np.float32 for x, y in got)
+    assert np.concatenate([y for _, y in got]).tolist() == split.labels.tolist()
+    assert np.array_equal(np.concatenate([x[:, 0] for x, _ in got]), split.images)
+
+
+def test_shift_moves_digits_within_range_and_keeps_labels() -> None:
+    shift = 2
+    batches = Batches(marked_split(), 4, identity, shift=shift, seed=1)
+    seen: set[tuple[int, int]] = set()
+    for _ in range(20):  # epochs: shuffled and shifted anew each time
+        for x, y in batches:
+            assert x.shape[1:] == (1, 28, 28)
+            for image, label in zip(x[:, 0], y, strict=True):
+                value, dy, dx = square_at(image)
+                assert label == (value - 1) % 10, "an image lost its label"
+                assert abs(dy) <= shift and abs(dx) <= shift
+                seen.add((dy, dx))
+    assert len(seen) == (2 * shift + 1) ** 2, "every offset in ±2 px should occur"
+
+
+def test_normalisation_is_the_networks() -> None:
+    split = marked_split()
+    [(x, _)] = list(Batches(split, 10, LeNet.normalize, shuffle=False))
+    assert np.allclose(x, LeNet.normalize(split.images[:, None]))
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # A wide console, so Rich does not wrap the paths the assertions look for.
+    env = {**os.environ, "COLUMNS": "200", mnist.DATA_DIR_ENV: str(DATA_DIR)}
+    return subprocess.run(
+        [sys.executable, "-m", "nn_server.training", *args],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )
+
+
+def test_evaluate_command_prints_the_accuracy(quick_run: QuickRun) -> None:
+    result = run_cli("evaluate", "--weights", str(quick_run.weights), "--no-download")
+    assert result.returncode == 0, result.stderr
+    match = PRINTED_ACCURACY.search(result.stdout)
+    assert match, result.stdout
+    # The same weights on the same 10,000 digits: the number the record holds.
+    assert float(match.group(1)) == pytest.approx(float(quick_run.record["accuracy"]), abs=0.05)
+
+
+def test_train_without_data_or_download_fails_clearly(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("train", "--no-download", "--data-dir", str(empty), "--out", str(tmp_path))
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "error" in message and str(empty) in message and "not found" in message
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not list(tmp_path.glob("*.params")), "no weights without training"
