@@ -13,6 +13,7 @@ Every server gets its own temporary state directory, seeded with small test weig
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import functools
@@ -81,6 +82,7 @@ def seed_weights() -> Path:
     training, so a retrained network always gets a different weights version.
     """
     out = Path(tempfile.mkdtemp(prefix="nn-test-weights-"))
+    atexit.register(shutil.rmtree, out, True)
     subprocess.run(
         [sys.executable, "-m", "nn_server.training", "train", "--data-dir", str(DATA_DIR),
          "--out", str(out), "--epochs", "1", "--train-subset", "1500", "--test-subset", "500",

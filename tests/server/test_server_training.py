@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
+from nn_server.state import NetworkState
 from tests.conftest import LiveServer, start_server
 from tests.server.conftest import IMAGES, b64, call, wait_for
 
@@ -187,3 +188,14 @@ async def test_seed_compatible_mode_refuses_while_training(http) -> None:
         assert body["state"] == "idle", body
         status, _, _ = await call(http, live, "POST", "/lenet/classify", json=image)
         assert status == 200
+
+
+async def test_a_trainer_from_another_process_blocks_training(trainable: LiveServer, http) -> None:
+    """The lock lives in the state directory, not in a server: a trainer left running by an
+    earlier server (here: this test holding the lock) still means 409."""
+    with NetworkState.of(trainable.state_dir, "lenet").locked() as fd:
+        assert fd is not None
+        status, body, _ = await call(http, trainable, "GET", "/lenet/train")
+        assert status == 409, body
+    status, body, _ = await call(http, trainable, "GET", "/lenet/train/status")
+    assert body["state"] != "training"
