@@ -15,6 +15,7 @@ import struct
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ def read_verified(path: Path, name: str) -> bytes:
     try:
         raw = path.read_bytes()
         content = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib: damage inside the deflate stream
         raise DataError(f"{path} is corrupt or truncated ({exc}); delete it and retry") from exc
     digest = hashlib.sha256(content).hexdigest()
     if digest != DIGESTS[name]:

@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -124,14 +123,6 @@ def flip(data: bytes, where: int) -> bytes:
     return bytes(damaged)
 
 
-# A known bug, filed with the lead: remove this mark once read_verified turns zlib.error
-# into DataError (strict, so the fix makes these tests fail until the mark goes).
-ZLIB_ERROR_ESCAPES = pytest.mark.xfail(
-    strict=True,
-    raises=zlib.error,
-    reason="mnist.read_verified does not catch zlib.error (damage inside the deflate stream)",
-)
-
 # How a file can be damaged on disk; each yields the bytes to write for a given original.
 DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "gzip-truncated": lambda gz: gz[: len(gz) // 2],
@@ -144,7 +135,7 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
 
 @pytest.mark.parametrize(
     "damage",
-    [pytest.param(k, marks=ZLIB_ERROR_ESCAPES) if k == "gzip-stream" else k for k in DAMAGE],
+    list(DAMAGE),
 )
 def test_damaged_gzip_is_a_data_error(tmp_path: Path, damage: str) -> None:
     gz_copy(IMAGES, tmp_path)
@@ -260,7 +251,7 @@ BAD_MIRROR: dict[str, Callable[[bytes], bytes]] = {
 
 @pytest.mark.parametrize(
     "damage",
-    [pytest.param(k, marks=ZLIB_ERROR_ESCAPES) if k == "stream" else k for k in BAD_MIRROR],
+    list(BAD_MIRROR),
 )
 def test_a_corrupt_mirror_is_rejected_and_the_next_used(tmp_path: Path, damage: str) -> None:
     good, bad = tmp_path / "good", tmp_path / "bad"
