@@ -6,7 +6,7 @@ mode, two workers) fixtures are session-scoped instances of it. The server picks
 (``127.0.0.1:0``) and prints the address it bound, which is where ``.url`` comes from.
 
 Every server gets its own temporary state directory, seeded with small test weights
-(trained once per session, ~5 s) unless the package ships weights, and trains quickly
+(trained once per session, ~5 s, so tests never depend on the shipped ones), and trains quickly
 (1 epoch on 2,000 digits) when asked to, so nothing depends on files outside the test run.
 ``localaddr`` resolves to 127.0.0.1 (``NN_LOCALADDR``): test servers never face the network.
 """
