@@ -37,8 +37,26 @@ from pathlib import Path
 
 import pytest
 
+from nn_server import mnist
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("NN_DATA_DIR", "/work/shared/mnist"))
+
+
+def ensure_mnist() -> Path:
+    """The MNIST directory for the whole run, with every file present and verified.
+
+    ``$NN_DATA_DIR`` when set (CI points it at ../shared/mnist); otherwise the per-user cache,
+    where the standard files are downloaded on first use, as they would be for a real user.
+    Exported so that servers and trainers started by the tests read the same copy.
+    """
+    directory = mnist.data_dir()
+    for split in mnist.SPLITS:
+        mnist.load_split(split, directory)
+    os.environ[mnist.DATA_DIR_ENV] = str(directory)
+    return directory
+
+
+DATA_DIR = ensure_mnist()
 USER, PASSWORD = "test_nn", "lenet"
 AUTH_HEADER = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 SERVING_LINE = re.compile(r"Serving on (https?://\S+)")

@@ -10,7 +10,6 @@ import contextlib
 import functools
 import gzip
 import hashlib
-import os
 import shutil
 import socket
 import threading
@@ -23,7 +22,8 @@ import pytest
 
 from nn_server import mnist
 
-DATA_DIR = Path(os.environ.get(mnist.DATA_DIR_ENV) or "/work/shared/mnist")
+# tests/conftest.py has made sure the files are there and set NN_DATA_DIR.
+DATA_DIR = mnist.data_dir()
 TEST_FILES = mnist.SPLITS["test"]
 IMAGES, LABELS = TEST_FILES
 # The first digits of each split, as every MNIST tutorial shows them.

@@ -7,7 +7,6 @@ the weights a fresh install gets can read the digits people send.
 from __future__ import annotations
 
 import io
-import os
 import struct
 import time
 import zlib
@@ -34,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGES = sorted(
     p for p in (ROOT / "images").iterdir() if p.suffix in {".jpg", ".png", ".bmp", ".tiff"}
 )
-DATA_DIR = Path(os.environ.get(mnist.DATA_DIR_ENV) or "/work/shared/mnist")
+# tests/conftest.py has made sure the files are there and set NN_DATA_DIR.
+DATA_DIR = mnist.data_dir()
 EXIF_ORIENTATION = 0x0112
 # The bar for MNIST digits rendered as user photos, and the sample it is measured on.
 VARIANT_ACCURACY = 0.98

@@ -27,7 +27,8 @@ from nn_server.training.loop import one_cycle
 from nn_server.training.run import DATETIME_FORMAT
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get(mnist.DATA_DIR_ENV) or "/work/shared/mnist")
+# tests/conftest.py has made sure the files are there and set NN_DATA_DIR.
+DATA_DIR = mnist.data_dir()
 TRAIN_DIGITS = 3000
 BATCH = 128
 ACCURACY = re.compile(r"^\d{2}\.\d{2}$")
