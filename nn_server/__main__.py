@@ -65,7 +65,7 @@ def warn_default_credentials(host: str) -> None:
     print(
         f"{line}\n!! WARNING: the default credentials test_nn / lenet are active and the\n"
         f"!! server listens on {host}, reachable from other machines. Anyone who knows\n"
-        "!! the defaults can use it. Set NN_USERS_FILE or NN_USERS (docs/server.md).\n"
+        "!! the defaults can use it. Set NN_USERS_FILE or NN_USERS (README.md).\n"
         f"{line}",
         file=sys.stderr, flush=True,
     )

@@ -25,7 +25,7 @@ Serve the neural networks over HTTP(S).
 
 address: host:port, or localaddr:port for this machine's LAN address (127.0.0.1 when there
 is none); port 0 picks a free port. Defaults: localaddr:5000, or 127.0.0.1:5000 with -d.
-Environment variables NN_* configure the rest (see docs/server.md)."""
+Environment variables NN_* configure the rest (see README.md, "The server")."""
 
 
 @dataclass(frozen=True)
