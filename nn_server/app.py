@@ -48,7 +48,9 @@ def create_app(config: Config) -> App:
         app.ctx.authenticator = await asyncio.get_running_loop().run_in_executor(
             None, Authenticator.configured, config.users_file, config.users
         )
-        app.ctx.models = Models(config.state_dir)
+        app.ctx.models = Models(
+            config.state_dir, config.max_batch, config.max_delay_ms, config.batching
+        )
         app.ctx.supervisor = Supervisor(config)
 
     @app.after_server_start
@@ -61,7 +63,7 @@ def create_app(config: Config) -> App:
         app.ctx.watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app.ctx.watcher
-        app.ctx.models.close()
+        await app.ctx.models.close()
 
     # Request middleware runs in registration order: refuse what we will not read, then
     # who you are, then what you accept.

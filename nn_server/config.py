@@ -60,6 +60,14 @@ class Config:
     """CPU threads the trainer may use (``NN_TRAIN_THREADS``)."""
     reload_interval_s: float = 0.5
     """How often each worker checks for new weights and training state (``NN_RELOAD_S``)."""
+    max_batch: int = 64
+    """Most images one forward pass takes from the classify queue (``NN_MAX_BATCH``)."""
+    max_delay_ms: float = 0.0
+    """How long a forward pass may wait for more images to arrive (``NN_MAX_DELAY_MS``); 0:
+    run whatever has queued at once, which batches under load and adds nothing when idle."""
+    batching: bool = True
+    """Micro-batch concurrent requests (``NN_BATCHING=0`` runs each request on its own)."""
+    """How often each worker checks for new weights and training state (``NN_RELOAD_S``)."""
     localaddr: str | None = None
     """What ``localaddr`` means (``NN_LOCALADDR``), for machines on several networks;
     None: detect the address of the default route."""
@@ -89,6 +97,9 @@ class Config:
             test_subset=reader.optional_integer("NN_TEST_SUBSET"),
             train_threads=reader.integer("NN_TRAIN_THREADS", cls.train_threads),
             reload_interval_s=reader.number("NN_RELOAD_S", cls.reload_interval_s),
+            max_batch=reader.integer("NN_MAX_BATCH", cls.max_batch),
+            max_delay_ms=reader.number("NN_MAX_DELAY_MS", cls.max_delay_ms, allow_zero=True),
+            batching=reader.flag("NN_BATCHING", default=cls.batching),
             localaddr=env.get("NN_LOCALADDR") or None,
             ssl_dir=reader.path("NN_SSL_DIR"),
             tls_cert=reader.path("NN_TLS_CERT"),
@@ -133,7 +144,7 @@ class _Reader:
         number = self.optional_integer(name)
         return default if number is None else number
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, *, allow_zero: bool = False) -> float:
         value = self.env.get(name)
         if not value:
             return default
@@ -141,13 +152,15 @@ class _Reader:
             number = float(value)
         except ValueError:
             raise ConfigError(f"{name} must be a number, not {value!r}") from None
-        if number <= 0:
+        if number < 0 or (number == 0 and not allow_zero):
             raise ConfigError(f"{name} must be positive, not {number}")
         return number
 
-    def flag(self, name: str) -> bool:
+    def flag(self, name: str, default: bool = False) -> bool:
         value = self.env.get(name, "").strip().lower()
-        if value in ("", "0", "false", "no", "off"):
+        if not value:
+            return default
+        if value in ("0", "false", "no", "off"):
             return False
         if value in ("1", "true", "yes", "on"):
             return True

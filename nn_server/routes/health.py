@@ -23,7 +23,10 @@ def health_blueprint() -> Blueprint:
     @bp.get("/ready", name="ready")
     async def ready(request: Request) -> HTTPResponse:
         models: Models = request.app.ctx.models
-        body = {"ready": models.ready, "networks": models.versions(), "worker": os.getpid()}
+        body = {
+            "ready": models.ready, "networks": models.versions(), "worker": os.getpid(),
+            "batching": models.batch_stats(),
+        }
         if models.ready:
             return json(body)
         return json({"error": "weights are still loading", "status": 503, **body}, status=503)
