@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsersError) as exc:
         return fail(str(exc), EXIT_CONFIG)
     launch = dataclasses.replace(launch, host=resolve_host(launch.host, config.localaddr))
+    # Workers run inference from one thread, so MXNet's synchronous engine serves them
+    # best: no engine threads, and a third less overhead per call than the threaded one
+    # (0.44 vs 0.67 ms for one image). The trainer is started with the threaded engine.
+    os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
     if not launch.dev:
         # Each worker is one of several processes on the CPUs: one math thread apiece keeps
         # them from fighting over cores (the trainer gets NN_TRAIN_THREADS instead).

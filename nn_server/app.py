@@ -53,9 +53,15 @@ def create_app(config: Config) -> App:
         )
         app.ctx.supervisor = Supervisor(config)
 
+        # Load the weights before this worker accepts a connection: the socket is shared,
+        # so until then the other workers answer, and no client ever meets an empty worker.
+        try:
+            await app.ctx.models.refresh()
+        except Exception:  # e.g. unreadable weights: serve 503s until the watcher loads some
+            log.exception("could not load weights at start-up; /ready answers 503 until then")
+
     @app.after_server_start
     async def watch_weights(app: App) -> None:
-        # Loading happens in the background so /health answers at once and /ready says when.
         app.ctx.watcher = asyncio.create_task(app.ctx.models.watch(config.reload_interval_s))
 
     @app.before_server_stop

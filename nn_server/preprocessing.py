@@ -12,14 +12,17 @@ from __future__ import annotations
 import io
 import warnings
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 FloatImage = NDArray[np.float32]
 ByteImage = NDArray[np.uint8]
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "TIFF"})
+# Formats OpenCV decodes exactly as PIL does for 8-bit grey/RGB pictures.
+FAST_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
 MIN_SIDE = 28
 # Above this many pixels an image is refused before decoding: a 16 MB PNG can otherwise
 # claim gigapixels (a decompression bomb). 40 MP covers any phone camera.
@@ -62,6 +65,16 @@ class BlankImage(ImageError):
 
 def decode(data: bytes) -> Image.Image:
     """Open and fully decode ``data``, refusing what we cannot or should not read."""
+    image = inspect(data)
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UnreadableImage(f"image data is damaged or truncated ({exc})") from None
+    return image
+
+
+def inspect(data: bytes) -> Image.Image:
+    """Read only the header: the format, mode and size, refusing what we will not decode."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -81,11 +94,39 @@ def decode(data: bytes) -> Image.Image:
         )
     if min(width, height) < MIN_SIDE:
         raise ImageTooSmall(f"image is {width}x{height} pixels; at least 28x28 is needed")
+    return image
+
+
+def read_gray(data: bytes) -> FloatImage:
+    """Encoded bytes → float32 luminance in 0..1: ``decode`` + ``to_gray``, but the common
+    case (an 8-bit grey or RGB JPEG/PNG/BMP without EXIF or transparency) is decoded by
+    OpenCV straight to grey, which halves the cost of the hottest step of a request."""
+    image = inspect(data)
+    if (
+        image.format in FAST_FORMATS
+        and image.mode in ("L", "RGB")
+        and "exif" not in image.info
+        and "transparency" not in image.info
+        and complete(image.format, data)
+    ):
+        gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if gray is not None and gray.shape == (image.height, image.width):
+            return gray.astype(np.float32) * np.float32(1 / 255)
     try:
         image.load()
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise UnreadableImage(f"image data is damaged or truncated ({exc})") from None
-    return image
+    return to_gray(image)
+
+
+def complete(image_format: str | None, data: bytes) -> bool:
+    """Whether the file has its end marker; libjpeg would decode a truncated JPEG into grey
+    padding without complaint, where PIL reports it."""
+    if image_format == "JPEG":
+        return data.rstrip(b"\0").endswith(b"\xff\xd9")
+    if image_format == "PNG":
+        return data[-12:-4] == b"\0\0\0\0IEND"
+    return True
 
 
 def to_gray(image: Image.Image) -> FloatImage:
@@ -113,29 +154,40 @@ def shrink(gray: FloatImage, side: int) -> FloatImage:
     if scale >= 1:
         return gray
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX)
-    return np.asarray(image, dtype=np.float32)
+    return resize(gray, size)
+
+
+def resize(image: FloatImage, size: tuple[int, int]) -> FloatImage:
+    """Resize to ``size`` (width, height): area averaging to shrink, bicubic to enlarge."""
+    h, w = image.shape
+    shrinking = size[0] * size[1] < w * h
+    method = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(image, size, interpolation=method)  # type: ignore[return-value]
+
+
+def square(size: int) -> NDArray[np.uint8]:
+    return np.ones((size, size), np.uint8)
 
 
 def background(ink: FloatImage) -> FloatImage:
     """The paper's level under the ink, varying smoothly with the lighting.
 
-    A grey-scale erosion on a coarse grid: the minimum of each block, then of each 3×3
-    neighbourhood of blocks (so a block lying inside a thick stroke still sees paper), then
-    smoothly upsampled. Strokes are narrower than the window, so they vanish from it. This
-    is ~100× cheaper than PIL's rank filters, which dominated the request path.
+    A grey-scale erosion with a window wider than any stroke (3/8 of the shorter side)
+    erases the ink and leaves the paper; a box blur of the same size smooths the blocky
+    result. OpenCV's separable filters make this ~30× cheaper than PIL's rank filters,
+    which used to dominate the request path.
     """
-    h, w = ink.shape
-    block = max(2, min(h, w) // BLOCKS)
-    rows, cols = -(-h // block), -(-w // block)
-    padded = np.pad(ink, ((0, rows * block - h), (0, cols * block - w)), mode="edge")
-    mins = padded.reshape(rows, block, cols, block).min(axis=(1, 3))
-    ring = np.pad(mins, 1, mode="edge")
-    mins = np.min(
-        [ring[dy : dy + rows, dx : dx + cols] for dy in range(3) for dx in range(3)], axis=0
-    )
-    grid = Image.fromarray(mins.astype(np.float32), mode="F")
-    return np.asarray(grid.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    size = max(3, 3 * (min(ink.shape) // BLOCKS)) | 1
+    eroded = cv2.erode(ink, square(size), borderType=cv2.BORDER_REPLICATE)
+    return cv2.blur(eroded, (size, size), borderType=cv2.BORDER_REPLICATE)  # type: ignore[return-value]
+
+
+def quantiles(values: FloatImage, *fractions: float) -> list[float]:
+    """Several quantiles with one partial sort (``np.percentile`` costs ~100 µs a call)."""
+    flat = values.ravel()
+    ranks = [min(flat.size - 1, int(f * flat.size)) for f in fractions]
+    ordered = np.partition(flat, ranks)
+    return [float(ordered[r]) for r in ranks]
 
 
 def ink_map(gray: FloatImage) -> FloatImage:
@@ -145,17 +197,18 @@ def ink_map(gray: FloatImage) -> FloatImage:
     Uneven lighting is removed by subtracting an estimate of the paper (``background``).
     """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    ink = 1.0 - gray if float(np.median(border)) > 0.5 else gray.copy()
+    (paper_level,) = quantiles(border, 0.5)
+    ink = 1.0 - gray if paper_level > 0.5 else gray
     ink = ink - background(ink)
-    # The block-minimum estimate sits below the paper by the paper's own noise (grain,
-    # sensor noise, a lighting gradient inside a block). Measuring from the paper's
-    # typical level instead (a low percentile: ink never covers 3/4 of the image) keeps
-    # a blank page blank rather than a digit made of noise.
-    ink = np.clip(ink - float(np.percentile(ink, PAPER_PERCENTILE)), 0.0, None)
-    top = float(np.percentile(ink, 99.5))
+    # The erosion sits below the paper by the paper's own noise (grain, sensor noise, a
+    # lighting gradient inside the window). Measuring from the paper's typical level
+    # instead (a low percentile: ink never covers 3/4 of the image) keeps a blank page
+    # blank rather than a digit made of noise.
+    paper, top = quantiles(ink, PAPER_PERCENTILE / 100, 0.995)
+    top -= paper
     if top < 0.05:
         raise BlankImage("no digit found: the image is blank or has no contrast")
-    ink = np.clip(ink / top, 0.0, 1.0)
+    ink = np.clip((ink - paper) / top, 0.0, 1.0)
     # Faint noise (paper grain, JPEG ringing) would widen the crop; drop it.
     ink[ink < 0.15] = 0.0
     return ink
@@ -175,24 +228,25 @@ def thicken(ink: FloatImage) -> FloatImage:
     """Dilate pen strokes that would be hairlines at MNIST's scale."""
     side = max(ink.shape)
     length = 2.5 * side  # a digit's stroke length is roughly 2.5× its height
-    width = float((ink > INK_THRESHOLD).sum()) / length
+    width = float(np.count_nonzero(ink > INK_THRESHOLD)) / length
     missing = TARGET_STROKE * side - width
     radius = int(missing / 2)
     if radius < 1:
         return ink
     size = min(2 * radius + 1, 31)
-    dilated = Image.fromarray(ink, mode="F").filter(ImageFilter.MaxFilter(size))
-    return np.asarray(dilated, dtype=np.float32)
+    # Pad first: the dilation must not be clipped by the tight crop around the ink.
+    padded = cv2.copyMakeBorder(ink, radius, radius, radius, radius, cv2.BORDER_CONSTANT)
+    return cv2.dilate(padded, square(size))  # type: ignore[return-value]
 
 
 def center(box: FloatImage) -> FloatImage:
     """Place a ≤20×20 digit in 28×28 with its centre of mass at the centre, as MNIST does."""
     canvas = np.zeros((CANVAS, CANVAS), np.float32)
     h, w = box.shape
-    total = float(box.sum())
-    ys, xs = np.indices(box.shape)
-    cy = float((ys * box).sum()) / total if total else h / 2
-    cx = float((xs * box).sum()) / total if total else w / 2
+    moments = cv2.moments(box)
+    total = moments["m00"]
+    cy = moments["m01"] / total if total else h / 2
+    cx = moments["m10"] / total if total else w / 2
     top = round(CANVAS / 2 - cy)
     left = round(CANVAS / 2 - cx)
     top = min(max(top, 0), CANVAS - h)
@@ -208,8 +262,7 @@ def to_mnist(gray: FloatImage) -> ByteImage:
     h, w = ink.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    box = Image.fromarray(ink, mode="F").resize(size, Image.Resampling.LANCZOS)
-    digit = np.clip(np.asarray(box, dtype=np.float32), 0.0, 1.0)
+    digit = np.clip(resize(ink, size), 0.0, 1.0)
     top = float(digit.max())
     if top > 0:
         digit = digit / top
@@ -218,4 +271,4 @@ def to_mnist(gray: FloatImage) -> ByteImage:
 
 def prepare_digit(data: bytes) -> ByteImage:
     """Encoded image bytes → uint8 (28, 28), light digit on black, ready to normalise."""
-    return to_mnist(to_gray(decode(data)))
+    return to_mnist(read_gray(data))

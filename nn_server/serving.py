@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+
 from nn_server.batching import MicroBatcher
 from nn_server.networks import REGISTRY, Network, Prediction
 from nn_server.preprocessing import ImageError
@@ -80,6 +82,9 @@ class Models:
     )
 
     def __post_init__(self) -> None:
+        # Images are small: OpenCV's thread pool would cost more than it saves, and with
+        # one worker per core it would oversubscribe the CPUs.
+        cv2.setNumThreads(1)
         for name, cls in REGISTRY.items():
             served = Served(cls, NetworkState.of(self.state_dir, name))
             served.batcher = MicroBatcher(

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nn_server.networks import read_record, weights_version
-from nn_server.training.run import DATETIME_FORMAT, write_atomic
+from nn_server.records import DATETIME_FORMAT, read_record, weights_version, write_atomic
 
 State = Literal["idle", "training", "failed"]
 KEEP_WEIGHTS = 3

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 from nn_server.config import Config
 from nn_server.errors import TrainingInProgress
+from nn_server.records import DATETIME_FORMAT
 from nn_server.state import NetworkState, describe_exit
-from nn_server.training.run import DATETIME_FORMAT
 
 log = logging.getLogger("nn_server")
+TRAINING_ENGINE = "ThreadedEnginePerDevice"  # MXNet's default
 LOCK_RETRIES = 20
 LOCK_RETRY_S = 0.05
 
@@ -66,8 +67,12 @@ class Supervisor:
                 "accuracy": previous.get("accuracy"), "datetime": previous.get("datetime"),
                 "pid": None, "started": time.strftime(DATETIME_FORMAT), "finished": None,
             })
-            # The trainer should use the machine; the workers were limited to one thread.
-            env = {**os.environ, "OMP_NUM_THREADS": str(self.config.train_threads)}
+            # The trainer should use the machine (the workers were limited to one thread) and
+            # MXNet's threaded engine, which overlaps work in a training step.
+            env = {
+                **os.environ, "OMP_NUM_THREADS": str(self.config.train_threads),
+                "MXNET_ENGINE_TYPE": TRAINING_ENGINE,
+            }
             process = await asyncio.create_subprocess_exec(
                 *self.command(network, fd), pass_fds=(fd,), start_new_session=True,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, env=env,

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from nn_server.training.run import write_atomic
+from nn_server.records import write_atomic
 
 CERT_NAME = "cert.pem"
 KEY_NAME = "key.pem"

@@ -26,9 +26,10 @@ from types import FrameType
 from typing import Any
 
 from nn_server.networks import REGISTRY
+from nn_server.records import DATETIME_FORMAT
 from nn_server.state import NetworkState
 from nn_server.training.loop import Hyperparameters, Progress
-from nn_server.training.run import DATETIME_FORMAT, TrainingJob, train_network
+from nn_server.training.run import TrainingJob, train_network
 
 STATUS_INTERVAL_S = 0.25
 

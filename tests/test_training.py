@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 from nn_server import mnist
-from nn_server.networks import LeNet, read_record, weights_version
+from nn_server.networks import LeNet
+from nn_server.records import DATETIME_FORMAT, read_record, weights_version
 from nn_server.training import Hyperparameters, Progress, TrainingJob, train_network
 from nn_server.training.data import Batches
 from nn_server.training.loop import one_cycle
-from nn_server.training.run import DATETIME_FORMAT
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/conftest.py has made sure the files are there and set NN_DATA_DIR.

@@ -3,7 +3,7 @@ plus one line here."""
 
 from __future__ import annotations
 
-from nn_server.networks.base import Network, Prediction, read_record, weights_version
+from nn_server.networks.base import Network, Prediction
 from nn_server.networks.lenet import LeNet
 
 REGISTRY: dict[str, type[Network]] = {cls.name: cls for cls in (LeNet,)}
@@ -30,6 +30,4 @@ __all__ = [
     "Prediction",
     "UnknownNetwork",
     "network_class",
-    "read_record",
-    "weights_version",
 ]

@@ -7,21 +7,22 @@ stages it needs; the server and the trainer talk to networks through this class 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import mxnet as mx
 import numpy as np
-from mxnet.gluon import HybridBlock
 from numpy.typing import NDArray
 
 from nn_server.device import pick_device
 from nn_server.preprocessing import ImageError
+from nn_server.records import weights_version
+
+if TYPE_CHECKING:  # MXNet loads only where a network is built: workers and the trainer
+    import mxnet as mx
+    from mxnet.gluon import HybridBlock
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
@@ -96,6 +97,8 @@ class Network(ABC):
         """float32 (N, *input_shape) → class probabilities (N, len(labels))."""
         if self.block is None:
             raise RuntimeError(f"{self.title} is not initialised; call initialize() first")
+        import mxnet as mx
+
         x = mx.nd.array(batch, ctx=self.device, dtype=np.float32)
         return mx.nd.softmax(self.block(x)).asnumpy()  # type: ignore[no-any-return]
 
@@ -131,18 +134,3 @@ class Network(ABC):
             predictions = iter(self.postprocess(self.infer(np.stack(good))))
             results = [next(predictions) if r is PENDING else r for r in results]
         return results
-
-
-def weights_version(path: Path) -> str:
-    """A short content hash of a weights file: equal weights ⇔ equal version everywhere."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-
-
-def read_record(weights: Path) -> dict[str, Any]:
-    """The JSON record written beside ``weights`` (``lenet.params`` → ``lenet.json``)."""
-    record_path = Path(weights).with_suffix(".json")
-    try:
-        data = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -22,7 +22,8 @@ import mxnet as mx
 import numpy as np
 
 from nn_server import mnist
-from nn_server.networks import network_class, weights_version
+from nn_server.networks import network_class
+from nn_server.records import DATETIME_FORMAT, READABLE, weights_version, write_atomic
 from nn_server.training.data import Batches
 from nn_server.training.loop import (
     EVAL_BATCH,
@@ -32,9 +33,6 @@ from nn_server.training.loop import (
     fit,
     seed_everything,
 )
-
-DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-READABLE = 0o644
 
 
 @dataclass(frozen=True)
@@ -49,23 +47,6 @@ class TrainingJob:
     """Train on the first N training digits only (quick runs, tests)."""
     test_subset: int | None = None
     allow_download: bool = True
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so readers in other processes see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates 0600; these files are meant to be read by others (served, shipped).
-        os.fchmod(fd, READABLE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def subset(split: mnist.Split, n: int | None) -> mnist.Split:
