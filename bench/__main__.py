@@ -73,7 +73,7 @@ def measured(server: Server, run: Any) -> tuple[Any, float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    duration = 1.0 if args.smoke else args.duration
+    duration = 0.5 if args.smoke else args.duration
     points = [1, 8] if args.smoke else [int(c) for c in args.concurrency.split(",")]
     tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "asyncio")
     console = Console(width=max(120, Console().width))
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("in-process ceiling", f"{ceiling:,.0f} img/s", "", "", "", "", "", ""))
     with running_server(args.workers) as server:
         time.sleep(0.5)
-        idle_rss = server.rss_mb()
-        figures.update(ready_s=server.ready_s, idle_rss_mb=idle_rss)
+        idle_rss, idle_pss = server.rss_mb(), server.pss_mb()
+        figures.update(ready_s=server.ready_s, idle_rss_mb=idle_rss, idle_pss_mb=idle_pss)
         run_load(server.url, "/lenet/classify", bodies, 1, min(1.0, duration), tool)  # warm-up
         for c in points:
             result: LoadResult
@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(f"idle RSS {idle_rss:.0f} MB (all server processes); ready to serve "
+    console.print(f"idle RSS {idle_rss:.0f} MB, PSS {idle_pss:.0f} MB (all server processes); "
+                  f"ready to serve "
                   f"{server.ready_s:.2f} s after start; load tool: {tool}")
     if args.json:
         with open(args.json, "w") as f:

@@ -49,6 +49,18 @@ class Server:
             total += int(fields[11]) + int(fields[12])  # utime + stime
         return total / CLOCK_TICKS
 
+    def pss_mb(self) -> float:
+        """Proportional set size: shared pages (MXNet's 150 MB library) counted once."""
+        total = 0
+        for pid in self.pids():
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            total += next(int(line.split()[1]) for line in rollup.splitlines()
+                          if line.startswith("Pss:"))
+        return total / 1024
+
     def rss_mb(self) -> float:
         total = 0
         for pid in self.pids():

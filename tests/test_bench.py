@@ -1,0 +1,28 @@
+"""The benchmark command runs (a smoke test: figures come from ``python -m bench``, not CI).
+
+It uses the asyncio load generator, the fallback CI has; wrk is what the figures use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_bench_smoke_runs_every_stage(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--workers", "1", "--tool", "asyncio",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "in-process ceiling" in run.stdout and "batch of 256" in run.stdout
+    figures = json.loads(out.read_text())
+    assert figures["ceiling_images_per_s"] > 0
+    assert [p["concurrency"] for p in figures["points"]] == [1, 8]
+    assert all(p["errors"] == 0 and p["requests"] > 0 for p in figures["points"])
+    assert figures["batch_256"]["images_per_s"] > 0 and figures["idle_rss_mb"] > 0
