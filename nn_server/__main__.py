@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import shutil
 import socket
 import sys
 from functools import partial
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     from sanic.worker.loader import AppLoader
 
     from nn_server.app import create_app
+    from nn_server.metrics import SERVER_ID_ENV
+    from nn_server.metrics import folder as metrics_folder
     from nn_server.networks import REGISTRY
     from nn_server.state import NetworkState, StateError
     from nn_server.supervisor import stop_trainers
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
           f"{config.state_dir})", flush=True)
 
+    # Workers of this server publish their metrics under one folder named after it.
+    os.environ[SERVER_ID_ENV] = str(os.getpid())
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()
     app.prepare(
@@ -143,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             Sanic.serve(primary=app, app_loader=loader)
     finally:
         stop_trainers(config, list(REGISTRY))
+        shutil.rmtree(metrics_folder(config.state_dir), ignore_errors=True)
     return 0
 
 

@@ -12,17 +12,21 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from typing import Any
 
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
+from nn_server import metrics
 from nn_server.auth import Authenticator
 from nn_server.body import check_length
 from nn_server.config import Config
 from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable
-from nn_server.routes import health_blueprint, networks_blueprint
+from nn_server.metrics import WorkerMetrics
+from nn_server.routes import health_blueprint, metrics_blueprint, networks_blueprint
 from nn_server.routes.health import PUBLIC_PATHS
+from nn_server.routes.metrics import PATH as METRICS_PATH
 from nn_server.serving import Models
 from nn_server.supervisor import Supervisor
 
@@ -41,6 +45,7 @@ def create_app(config: Config) -> App:
     app.ctx.config = config
     app.blueprint(health_blueprint())
     app.blueprint(networks_blueprint(config))
+    app.blueprint(metrics_blueprint())
 
     @app.before_server_start
     async def setup(app: App) -> None:
@@ -52,6 +57,7 @@ def create_app(config: Config) -> App:
             config.state_dir, config.max_batch, config.max_delay_ms, config.batching
         )
         app.ctx.supervisor = Supervisor(config)
+        app.ctx.metrics = WorkerMetrics()
 
         # Load the weights before this worker accepts a connection: the socket is shared,
         # so until then the other workers answer, and no client ever meets an empty worker.
@@ -63,21 +69,50 @@ def create_app(config: Config) -> App:
     @app.after_server_start
     async def watch_weights(app: App) -> None:
         app.ctx.watcher = asyncio.create_task(app.ctx.models.watch(config.reload_interval_s))
+        app.ctx.publisher = asyncio.create_task(publish_metrics(app))
 
     @app.before_server_stop
     async def teardown(app: App) -> None:
-        app.ctx.watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app.ctx.watcher
+        for task in (app.ctx.watcher, app.ctx.publisher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await app.ctx.models.close()
+        metrics.withdraw(config.state_dir)
 
     # Request middleware runs in registration order: refuse what we will not read, then
     # who you are, then what you accept.
+    app.on_request(start_clock)
     app.on_request(limit_body)
     app.on_request(authenticate)
     app.on_request(check_accept)
     app.middleware(name_worker, "response")
+    app.middleware(count_request, "response")
     return app
+
+
+async def publish_metrics(app: App) -> None:
+    """Share this worker's counts with the others every ``FLUSH_S`` (for ``/metrics``)."""
+    while True:
+        await asyncio.sleep(metrics.FLUSH_S)
+        try:
+            snapshot = app.ctx.metrics.snapshot(app.ctx.models.batch_sizes())
+            metrics.publish(app.ctx.config.state_dir, snapshot)
+        except OSError:
+            log.exception("could not publish metrics")
+
+
+async def start_clock(request: Request) -> None:
+    request.ctx.started = time.perf_counter()
+
+
+async def count_request(request: Request, response: BaseHTTPResponse) -> None:
+    started = getattr(request.ctx, "started", None)
+    if started is not None:
+        request.app.ctx.metrics.observe_request(
+            request.uri_template or "unmatched", request.method, response.status,
+            time.perf_counter() - started,
+        )
 
 
 async def name_worker(request: Request, response: BaseHTTPResponse) -> None:
@@ -92,6 +127,8 @@ async def limit_body(request: Request) -> None:
 async def check_accept(request: Request) -> None:
     """406 unless the client accepts JSON, the only thing we answer with."""
     accept = request.headers.get("accept", "").strip()
+    if request.path == METRICS_PATH:  # Prometheus's text format, whatever it asks for
+        return
     if accept and not request.accept.match("application/json"):
         raise NotAcceptable(f"answers are application/json; Accept was {accept!r}")
 

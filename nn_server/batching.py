@@ -14,6 +14,7 @@ its own request.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 from collections.abc import Callable, Sequence
@@ -22,6 +23,10 @@ from typing import Generic, TypeVar
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+
+
+POLL_S = 0.0005
+"""How often a batch waiting out ``max_delay`` looks for new items."""
 
 
 class BatcherClosed(RuntimeError):
@@ -35,6 +40,8 @@ class BatchStats:
     batches: int
     items: int
     largest: int
+    sizes: dict[int, int]
+    """How many forward passes took each batch size."""
 
 
 class MicroBatcher(Generic[In, Out]):
@@ -61,10 +68,11 @@ class MicroBatcher(Generic[In, Out]):
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._batches = self._items = self._largest = 0
+        self._sizes: collections.Counter[int] = collections.Counter()
 
     @property
     def stats(self) -> BatchStats:
-        return BatchStats(self._batches, self._items, self._largest)
+        return BatchStats(self._batches, self._items, self._largest, dict(self._sizes))
 
     def start(self) -> None:
         """Start the consumer on the running loop (idempotent)."""
@@ -107,10 +115,9 @@ class MicroBatcher(Generic[In, Out]):
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
+            # Poll rather than wait_for(queue.get()): cancelling a get that has just been
+            # handed an item can lose that item, and with it a request, on Python < 3.12.
+            await asyncio.sleep(min(remaining, POLL_S))
         return batch
 
     async def _consume(self) -> None:
@@ -138,6 +145,7 @@ class MicroBatcher(Generic[In, Out]):
                     self._batches += 1
                     self._items += len(live)
                     self._largest = max(self._largest, len(live))
+                    self._sizes[len(live)] += 1
             except Exception as exc:  # the batch function itself broke: fail this batch only
                 for _, fut in live:
                     if not fut.done():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import cv2
 
-from nn_server.batching import MicroBatcher
+from nn_server.batching import BatchStats, MicroBatcher
 from nn_server.networks import REGISTRY, Network, Prediction
 from nn_server.preprocessing import ImageError
 from nn_server.state import NetworkState
@@ -98,12 +97,13 @@ class Models:
     def versions(self) -> dict[str, str | None]:
         return {name: s.network.version if s.network else None for name, s in self.served.items()}
 
-    def batch_stats(self) -> dict[str, dict[str, int]]:
-        """Per network: forward passes run, images they took, the largest batch."""
-        return {
-            name: dataclasses.asdict(s.batcher.stats)
-            for name, s in self.served.items() if s.batcher is not None
-        }
+    def batch_sizes(self) -> dict[str, dict[int, int]]:
+        """Per network: how many forward passes took each batch size."""
+        return {name: stats.sizes for name, stats in self.batch_stats().items()}
+
+    def batch_stats(self) -> dict[str, BatchStats]:
+        """Per network: forward passes run, images they took, batch sizes."""
+        return {name: s.batcher.stats for name, s in self.served.items() if s.batcher}
 
     @property
     def ready(self) -> bool:

@@ -25,7 +25,10 @@ def health_blueprint() -> Blueprint:
         models: Models = request.app.ctx.models
         body = {
             "ready": models.ready, "networks": models.versions(), "worker": os.getpid(),
-            "batching": models.batch_stats(),
+            "batching": {
+                name: {"batches": b.batches, "items": b.items, "largest": b.largest}
+                for name, b in models.batch_stats().items()
+            },
         }
         if models.ready:
             return json(body)
