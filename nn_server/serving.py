@@ -26,7 +26,8 @@ from pathlib import Path
 
 import cv2
 
-from nn_server.batching import BatchStats, MicroBatcher
+from nn_server.batching import BatcherClosed, BatchStats, MicroBatcher
+from nn_server.errors import Unavailable
 from nn_server.networks import REGISTRY, Network, Prediction
 from nn_server.preprocessing import ImageError
 from nn_server.state import NetworkState
@@ -148,6 +149,8 @@ class Models:
         for answer in answers:
             if isinstance(answer, ImageError):
                 results.append(answer)
+            elif isinstance(answer, BatcherClosed):
+                raise Unavailable("the server is shutting down; try again") from None
             elif isinstance(answer, BaseException):
                 raise answer
             else:
