@@ -658,6 +658,9 @@ def main(
     except (NNError, UsageError) as exc:
         screen.error(exc, command)
         return 1
+    except ValueError as exc:  # NNClient refusing an option value, e.g. "--user a:b"
+        screen.error(UsageError(str(exc)), command)
+        return 1
     except Quit:
         screen.error(UsageError("no image chosen"))
         return 1

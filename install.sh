@@ -23,23 +23,40 @@ done
 
 python=${PYTHON:-}
 if [ -z "$python" ]; then
-  for candidate in python3.11 python3.10 python3; do
+  for candidate in python3.11 python3; do
     if command -v "$candidate" >/dev/null 2>&1; then python=$candidate; break; fi
   done
 fi
 if [ -z "$python" ] || ! command -v "$python" >/dev/null 2>&1; then
-  echo "install.sh: Python 3.10 or 3.11 is needed (apt-get install python3.11 python3.11-venv)" >&2
+  echo "install.sh: Python 3.11 is needed (apt-get install python3.11 python3.11-venv)" >&2
   exit 1
 fi
 version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 case "$version" in
-  3.10|3.11) ;;
+  3.11) ;;
   *)
-    # MXNet 1.9.1 (the last release) needs numpy < 1.24, which has no wheels past 3.11.
-    echo "install.sh: $python is Python $version; nn-server needs Python 3.10 or 3.11" \
+    # MXNet 1.9.1 (the last release) needs numpy < 1.24, which has no wheels past 3.11;
+    # the code uses 3.11's asyncio and datetime.
+    echo "install.sh: $python is Python $version; nn-server needs Python 3.11" \
          "(MXNet 1.9.1 works only with numpy < 1.24). Set PYTHON=/path/to/python3.11." >&2
     exit 1 ;;
 esac
+
+# OpenCV's wheel (needed by gluoncv, and by our preprocessing) links the system's libGL and
+# GLib, which minimal Debian/Ubuntu images lack.
+if command -v ldconfig >/dev/null 2>&1 && \
+   ! { ldconfig -p | grep -q 'libGL\.so\.1' && ldconfig -p | grep -q 'libgthread-2\.0\.so\.0'; }; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "==> installing libgl1 and libglib2.0-0 for OpenCV"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
+  else
+    echo "install.sh: OpenCV needs libGL.so.1 and libgthread-2.0.so.0; install them" \
+         "with your package manager (Debian: libgl1 libglib2.0-0)" >&2
+    exit 1
+  fi
+fi
 
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $python ($version)"
@@ -58,9 +75,11 @@ echo "==> installing nn-server$extras and its pinned dependencies"
 "${pip[@]}" install -c constraints.txt -e ".$extras"
 
 if [ "$gpu" = 1 ]; then
+  # Both builds install the same "mxnet" package folder, so remove both and reinstall the
+  # CUDA one whole (a second run has just reinstalled the CPU build over it).
   echo "==> replacing the CPU build of MXNet with the CUDA 11.2 build"
-  "${pip[@]}" uninstall -y mxnet
-  "${pip[@]}" install -c constraints.txt "mxnet-cu112==1.9.1"
+  "${pip[@]}" uninstall -y mxnet mxnet-cu112 >/dev/null 2>&1 || true
+  "${pip[@]}" install --force-reinstall --no-deps "mxnet-cu112==1.9.1"
 fi
 
 .venv/bin/python - <<'PY'

@@ -15,9 +15,10 @@ DEFAULT_USER = "test_nn"
 DEFAULT_PASSWORD = "lenet"
 DEFAULT_NETWORK = "lenet"
 
-# A TEST-NET-ish address nobody routes: connecting a UDP socket to it only asks the kernel
-# which local address it *would* use, and sends no packet.
-_PROBE_ADDRESS = ("10.254.254.254", 1)
+# Connecting a UDP socket sends no packet; it only asks the kernel which source address it
+# would use to reach a public address (192.0.2.1: TEST-NET-1, reserved for documentation).
+# The server probes the same address for its ``localaddr``, so both sides agree.
+_PROBE_ADDRESS = ("192.0.2.1", 9)
 
 VerifyTypes: TypeAlias = "bool | str | os.PathLike[str] | ssl.SSLContext"
 """``True``: the system's CAs; a path: trust that CA/certificate file; ``False``: no checks;

@@ -13,6 +13,8 @@ import contextlib
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from sanic import Request, Sanic
@@ -22,7 +24,7 @@ from nn_server import metrics
 from nn_server.auth import Authenticator
 from nn_server.body import check_length
 from nn_server.config import Config
-from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable
+from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable, TooManyAttempts
 from nn_server.metrics import WorkerMetrics
 from nn_server.routes import health_blueprint, metrics_blueprint, networks_blueprint
 from nn_server.routes.health import PUBLIC_PATHS
@@ -34,6 +36,8 @@ App = Sanic[Any, Any]
 
 APP_NAME = "nn_server"
 WORKER_HEADER = "X-NN-Worker"
+MAX_PENDING_CHECKS = 16
+"""Password checks (~50 ms each) a worker queues before answering 429."""
 log = logging.getLogger("nn_server")
 
 
@@ -50,8 +54,10 @@ def create_app(config: Config) -> App:
     @app.before_server_start
     async def setup(app: App) -> None:
         # Hashing the default password takes a moment; keep it off the event loop too.
+        app.ctx.auth_gate = AuthGate()
         app.ctx.authenticator = await asyncio.get_running_loop().run_in_executor(
-            None, Authenticator.configured, config.users_file, config.users
+            app.ctx.auth_gate.executor, Authenticator.configured, config.users_file,
+            config.users,
         )
         app.ctx.models = Models(
             config.state_dir, config.max_batch, config.max_delay_ms, config.batching
@@ -78,6 +84,8 @@ def create_app(config: Config) -> App:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app.ctx.models.close()
+        await app.ctx.supervisor.close()
+        app.ctx.auth_gate.executor.shutdown(wait=False, cancel_futures=True)
         metrics.withdraw(config.state_dir)
 
     # Request middleware runs in registration order: refuse what we will not read, then
@@ -89,6 +97,34 @@ def create_app(config: Config) -> App:
     app.middleware(name_worker, "response")
     app.middleware(count_request, "response")
     return app
+
+
+@dataclass
+class AuthGate:
+    """This worker's password checks. Hashing takes tens of milliseconds on purpose, so it
+    runs off the event loop, one check at a time, and requests that carry the same header
+    share one check (a client's first burst costs one hash, not one per connection). Past
+    ``MAX_PENDING_CHECKS`` distinct headers waiting, a flood of guesses gets 429s, costing
+    at most one core per worker, while verified clients go on as before."""
+
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="nn-auth")
+    )
+    checks: dict[bytes, asyncio.Future[str | None]] = field(default_factory=dict)
+
+    async def verify(self, authenticator: Authenticator, header: str) -> str | None:
+        key = authenticator.fingerprint(header)
+        check = self.checks.get(key)
+        if check is None:
+            if len(self.checks) >= MAX_PENDING_CHECKS:
+                raise TooManyAttempts("too many password checks in progress; retry shortly")
+            check = asyncio.get_running_loop().run_in_executor(
+                self.executor, authenticator.verify, header
+            )
+            self.checks[key] = check
+            check.add_done_callback(lambda _: self.checks.pop(key, None))
+        # shield: a client that hangs up must not cancel the check others are waiting on.
+        return await asyncio.shield(check)
 
 
 async def publish_metrics(app: App) -> None:
@@ -143,8 +179,7 @@ async def authenticate(request: Request) -> HTTPResponse | None:
     authenticator: Authenticator = request.app.ctx.authenticator
     if authenticator.cached(header) is not None:
         return None
-    # Hashing takes tens of milliseconds on purpose; do it off the event loop.
-    user = await asyncio.get_running_loop().run_in_executor(None, authenticator.verify, header)
+    user = await request.app.ctx.auth_gate.verify(authenticator, header)
     if user is None:
         raise AuthRequired("wrong user name or password")
     return None

@@ -16,7 +16,8 @@ DEFAULT_PORT = 5000
 LOOPBACK = "127.0.0.1"
 LOCALADDR = "localaddr"
 # A UDP "connection" sends nothing; it only asks the kernel which source address it would
-# use to reach a public address, which is this machine's address on its network.
+# use to reach a public address, which is this machine's address on its network. The SDK
+# (nn_sdk._config) probes the same address, so client and server agree on "localaddr".
 PROBE_ADDRESS = ("192.0.2.1", 9)
 
 USAGE = "python -m nn_server [-d] [-s] [host:port | localaddr:port] [options]"

@@ -115,7 +115,7 @@ class Authenticator:
 
     def cached(self, header: str) -> str | None:
         """The user a header was already verified for (the hot path: no hashing)."""
-        return self._verified.get(self._fingerprint(header))
+        return self._verified.get(self.fingerprint(header))
 
     def verify(self, header: str) -> str | None:
         """The user a ``Basic`` header authenticates, or None. Slow: call off the loop."""
@@ -130,11 +130,11 @@ class Authenticator:
         self._remember(header, name)
         return name
 
-    def _fingerprint(self, header: str) -> bytes:
+    def fingerprint(self, header: str) -> bytes:
         return hmac.new(self._key, header.encode(), hashlib.sha256).digest()
 
     def _remember(self, header: str, name: str) -> None:
-        self._verified[self._fingerprint(header)] = name
+        self._verified[self.fingerprint(header)] = name
         while len(self._verified) > CACHE_SIZE:
             self._verified.popitem(last=False)
 

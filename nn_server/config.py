@@ -67,7 +67,6 @@ class Config:
     run whatever has queued at once, which batches under load and adds nothing when idle."""
     batching: bool = True
     """Micro-batch concurrent requests (``NN_BATCHING=0`` runs each request on its own)."""
-    """How often each worker checks for new weights and training state (``NN_RELOAD_S``)."""
     localaddr: str | None = None
     """What ``localaddr`` means (``NN_LOCALADDR``), for machines on several networks;
     None: detect the address of the default route."""

@@ -8,6 +8,7 @@
         ├── TrainingInProgress   409  a training is already running
         ├── BodyTooLarge         413  over NN_MAX_BODY
         ├── UnsupportedMediaType 415  body not JSON
+        ├── TooManyAttempts      429  password checks queued beyond the limit
         └── Unavailable          503  not ready; "network is training" in seed-compatible mode
 
 Image problems (``nn_server.preprocessing.ImageError``) map to 400, or 415 for a format we
@@ -61,6 +62,11 @@ class BodyTooLarge(ApiError):
 
 class UnsupportedMediaType(ApiError):
     status_code = 415
+
+
+class TooManyAttempts(ApiError):
+    status_code = 429
+    headers = {"Retry-After": "1"}  # noqa: RUF012
 
 
 class Unavailable(ApiError):

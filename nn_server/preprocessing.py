@@ -64,16 +64,6 @@ class BlankImage(ImageError):
     """No ink to read: the image is one flat colour."""
 
 
-def decode(data: bytes) -> Image.Image:
-    """Open and fully decode ``data``, refusing what we cannot or should not read."""
-    image = inspect(data)
-    try:
-        image.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise UnreadableImage(f"image data is damaged or truncated ({exc})") from None
-    return image
-
-
 def inspect(data: bytes) -> Image.Image:
     """Read only the header: the format, mode and size, refusing what we will not decode."""
     try:
@@ -99,7 +89,7 @@ def inspect(data: bytes) -> Image.Image:
 
 
 def read_gray(data: bytes) -> FloatImage:
-    """Encoded bytes → float32 luminance in 0..1: ``decode`` + ``to_gray``, but the common
+    """Encoded bytes → float32 luminance in 0..1: ``inspect``, ``load``, ``to_gray``; the common
     case (an 8-bit grey or RGB JPEG/PNG/BMP without EXIF or transparency) is decoded by
     OpenCV straight to grey, which halves the cost of the hottest step of a request."""
     image = inspect(data)
@@ -113,11 +103,16 @@ def read_gray(data: bytes) -> FloatImage:
         gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
         if gray is not None and gray.shape == (image.height, image.width):
             return gray.astype(np.float32) * np.float32(1 / 255)
+    return to_gray(load(image))
+
+
+def load(image: Image.Image) -> Image.Image:
+    """Decode the pixels ``inspect`` has vouched for; damage shows up only now."""
     try:
         image.load()
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise UnreadableImage(f"image data is damaged or truncated ({exc})") from None
-    return to_gray(image)
+    return image
 
 
 def complete(image_format: str | None, data: bytes) -> bool:

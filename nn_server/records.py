@@ -20,12 +20,13 @@ READABLE = 0o644
 """mkstemp creates 0600; these files are meant to be read by others (served, shipped)."""
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so readers in other processes see the old file or the new, never half."""
+def write_atomic(path: Path, data: bytes, mode: int = READABLE) -> None:
+    """Write ``data`` so readers in other processes see the old file or the new, never half.
+    The file has ``mode`` from its first byte (a private key is never readable by others)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, READABLE)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -21,7 +21,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -159,13 +158,12 @@ class NetworkState:
     def status(self) -> dict[str, Any]:
         """The status to show: as written, except that a dead trainer is reported as failed."""
         status = self.read_status()
-        if status.get("state") == "training":
-            with self.locked() as fd:
-                if fd is not None:
-                    # We got the lock, so no trainer holds it: it died without a word.
-                    status = self.read_status()
-                    if status.get("state") == "training":
-                        status = self.mark_failed(status, trainer_died(status.get("pid")))
+        if status.get("state") == "training" and not self.trainer_running():
+            # No trainer holds the lock, so it died without a word (or has just finished:
+            # look again before calling it dead).
+            status = self.read_status()
+            if status.get("state") == "training":
+                status = self.mark_failed(status, trainer_died(status.get("pid")))
         status["weights_version"] = (pointer := self.pointer()) and pointer.version
         return status
 
@@ -191,19 +189,24 @@ class NetworkState:
             return None
         return fd
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[int | None]:
-        """Hold the training lock for a moment (None: a trainer holds it)."""
-        fd = self.try_lock()
+    def trainer_running(self) -> bool:
+        """Whether a trainer holds ``train.lock``. The probe takes a *shared* lock for an
+        instant: probes from many workers never collide with each other (an exclusive probe
+        would look like a trainer to a concurrent one, and make a train request 409)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            yield fd
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
         finally:
-            if fd is not None:
-                os.close(fd)
+            os.close(fd)
+        return False
 
     def is_training(self) -> bool:
-        with self.locked() as fd:
-            return fd is None
+        """The status says training and a trainer holds the lock (the status file alone
+        answers the common case, so an idle network costs one small read)."""
+        return self.read_status().get("state") == "training" and self.trainer_running()
 
 
 def trainer_died(pid: object) -> str:

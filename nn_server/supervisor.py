@@ -77,6 +77,9 @@ class Supervisor:
                 *self.command(network, fd), pass_fds=(fd,), start_new_session=True,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, env=env,
             )
+            # Known at once, so that a server stopping in the next second can stop it too
+            # (the trainer rewrites the status itself once MXNet has loaded).
+            state.write_status({**state.read_status(), "pid": process.pid})
         except Exception as exc:
             state.mark_failed(state.read_status(), f"could not start the trainer: {exc}")
             raise
@@ -99,14 +102,19 @@ class Supervisor:
             await asyncio.sleep(LOCK_RETRY_S)
         return state.try_lock()
 
+    async def close(self) -> None:
+        """Stop waiting for trainers (the server's main process stops them on exit)."""
+        for waiter in list(self.waiters):
+            waiter.cancel()
+        await asyncio.gather(*self.waiters, return_exceptions=True)
+
     async def reap(self, state: NetworkState, process: asyncio.subprocess.Process) -> None:
         """Wait for the trainer; if it died without writing its own verdict, write one."""
         returncode = await process.wait()
         if returncode == 0:
             return
-        with state.locked() as fd:
-            if fd is not None and state.read_status().get("state") == "training":
-                state.mark_failed(state.read_status(), describe_exit(returncode))
+        if not state.trainer_running() and state.read_status().get("state") == "training":
+            state.mark_failed(state.read_status(), describe_exit(returncode))
         log.warning("trainer process %d: %s", process.pid, describe_exit(returncode))
 
 

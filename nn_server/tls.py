@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
 import sys
 from collections.abc import Iterable
@@ -45,10 +44,19 @@ def self_signed(ssl_dir: Path, hosts: Iterable[str]) -> tuple[Path, Path]:
     cert_path, key_path = ssl_dir / CERT_NAME, ssl_dir / KEY_NAME
     wanted = {h for h in (*ALWAYS, *hosts) if h and h not in ("0.0.0.0", "::")}
     covered = names_in(cert_path) if key_path.exists() else set()
-    if wanted <= covered:
+    if wanted <= covered and pair_matches(cert_path, key_path):
         return cert_path, key_path
     write_self_signed(cert_path, key_path, sorted(wanted | covered))
     return cert_path, key_path
+
+
+def pair_matches(cert_path: Path, key_path: Path) -> bool:
+    """Whether the key belongs to the certificate (a half-finished earlier write may not)."""
+    try:
+        server_context(cert_path, key_path)
+    except (OSError, ssl.SSLError):
+        return False
+    return True
 
 
 def names_in(cert_path: Path) -> set[str]:
@@ -89,11 +97,8 @@ def write_self_signed(cert_path: Path, key_path: Path, hosts: list[str]) -> None
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # Create the key file 0600 before any secret is written into it.
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(key_bytes)
+    # Each file is replaced whole; the key is 0600 before any secret is written into it.
+    write_atomic(key_path, key_bytes, mode=0o600)
     write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 

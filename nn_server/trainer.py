@@ -32,6 +32,8 @@ from nn_server.training.loop import Hyperparameters, Progress
 from nn_server.training.run import TrainingJob, train_network
 
 STATUS_INTERVAL_S = 0.25
+WORK_PREFIX = ".training-"
+"""Where a run writes before its weights are installed (inside the network's state dir)."""
 
 
 class Stopped(Exception):
@@ -115,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     state = NetworkState.of(args.state_dir, args.network)
     writer = StatusWriter(state)
-    work = Path(tempfile.mkdtemp(prefix=".training-", dir=state.root))
+    # Work folders of trainers that were killed (kill -9 skips the clean-up below).
+    for stale in state.root.glob(f"{WORK_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=state.root))
     job = TrainingJob(
         network=args.network, out_dir=work, data_dir=args.data_dir,
         hyperparameters=Hyperparameters(epochs=args.epochs),
@@ -124,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         record = train_network(job, writer.progress, on_stage=writer.stage)
+        # Once the new weights are being installed, finish: a SIGTERM now would leave the
+        # pointer on the new weights and the status saying "stopped".
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         pointer = state.install(work / f"{args.network}.params")
         writer.finish(record, pointer.version)
         return 0

@@ -312,3 +312,15 @@ def test_errors_share_one_base_class() -> None:
     """The server maps ImageError to a 4xx; every specific error must be one."""
     for cls in (UnreadableImage, UnsupportedFormat, ImageTooSmall, ImageTooLarge, BlankImage):
         assert issubclass(cls, ImageError)
+
+
+def test_an_image_no_decoder_can_convert_fails_alone(net: LeNet) -> None:
+    """A LAB TIFF makes PIL raise a plain ValueError deep in conversion; in a batch it must
+    come back as that image's UnreadableImage while its neighbours are classified."""
+    lab = encode(Image.new("LAB", (40, 40)), "TIFF")
+    good = sample_bytes("7_pen.jpg")
+    results = net.classify_each([good, lab, good])
+    assert isinstance(results[1], UnreadableImage)
+    assert [r.label for r in (results[0], results[2])] == ["7", "7"]  # type: ignore[union-attr]
+    with pytest.raises(UnreadableImage):
+        net.classify([lab])

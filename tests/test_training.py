@@ -207,3 +207,28 @@ def test_train_without_data_or_download_fails_clearly(tmp_path: Path) -> None:
     assert "error" in message and str(empty) in message and "not found" in message
     assert "Traceback" not in result.stderr + result.stdout
     assert not list(tmp_path.glob("*.params")), "no weights without training"
+
+
+def test_shipped_weights_score_at_least_99_5_percent() -> None:
+    """Issue 2's bar, through the project's own evaluation command on all 10,000 digits."""
+    result = run_cli("evaluate", "--no-download")
+    assert result.returncode == 0, result.stderr
+    match = PRINTED_ACCURACY.search(result.stdout)
+    assert match, result.stdout
+    assert float(match.group(1)) >= 99.5
+    record = read_record(LeNet.shipped_weights())
+    assert record["accuracy"] == match.group(1), "the shipped record describes these weights"
+    assert record["weights_version"] == weights_version(LeNet.shipped_weights())
+
+
+@pytest.mark.parametrize("bad", [["--epochs", "0"], ["--batch-size", "-1"], ["--epochs", "x"]])
+def test_train_refuses_nonsense_numbers(bad: list[str], tmp_path: Path) -> None:
+    result = run_cli("train", "--out", str(tmp_path), *bad)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "must be at least 1" in result.stderr or "not a whole number" in result.stderr
+
+
+def test_evaluate_missing_weights_fails_clearly(tmp_path: Path) -> None:
+    result = run_cli("evaluate", "--weights", str(tmp_path / "none.params"), "--no-download")
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+    assert "error" in result.stderr

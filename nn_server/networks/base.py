@@ -11,13 +11,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from nn_server.device import pick_device
-from nn_server.preprocessing import ImageError
+from nn_server.preprocessing import ImageError, UnreadableImage
 from nn_server.records import weights_version
 
 if TYPE_CHECKING:  # MXNet loads only where a network is built: workers and the trainer
@@ -36,10 +36,6 @@ class Prediction:
     probabilities: tuple[float, ...]
 
 
-# Placeholder for a slot whose prediction comes from the shared forward pass.
-PENDING = Prediction(label="", confidence=0.0, probabilities=())
-
-
 class Network(ABC):
     """A servable, trainable network. Subclasses fix the class attributes and ``build``."""
 
@@ -56,6 +52,7 @@ class Network(ABC):
         self.device = device if device is not None else pick_device()
         self.block: HybridBlock | None = None
         self.version: str | None = None
+        self._nd: Any = None  # mxnet.nd, once initialize() has loaded MXNet
 
     # -- construction ---------------------------------------------------------------------
 
@@ -78,6 +75,9 @@ class Network(ABC):
 
     def initialize(self, weights: Path | None = None) -> None:
         """Load ``weights`` (default: the shipped ones) onto the device and warm up."""
+        import mxnet as mx  # here, not at import: only workers and trainers load MXNet
+
+        self._nd = mx.nd
         path = Path(weights) if weights is not None else self.shipped_weights()
         block = self.build()
         block.load_parameters(str(path), ctx=self.device)
@@ -97,10 +97,8 @@ class Network(ABC):
         """float32 (N, *input_shape) → class probabilities (N, len(labels))."""
         if self.block is None:
             raise RuntimeError(f"{self.title} is not initialised; call initialize() first")
-        import mxnet as mx
-
-        x = mx.nd.array(batch, ctx=self.device, dtype=np.float32)
-        return mx.nd.softmax(self.block(x)).asnumpy()  # type: ignore[no-any-return]
+        x = self._nd.array(batch, ctx=self.device, dtype=np.float32)
+        return self._nd.softmax(self.block(x)).asnumpy()  # type: ignore[no-any-return]
 
     def postprocess(self, probabilities: NDArray[np.float32]) -> list[Prediction]:
         """Class probabilities → one ``Prediction`` per row."""
@@ -115,22 +113,25 @@ class Network(ABC):
         ]
 
     def classify(self, images: Sequence[bytes]) -> list[Prediction]:
-        """The whole pipeline for a batch of encoded images (all must be valid)."""
-        batch = np.stack([self.preprocess(data) for data in images])
-        return self.postprocess(self.infer(batch))
+        """The whole pipeline for encoded images; the first bad one raises its error."""
+        results = self.classify_each(images)
+        for result in results:
+            if isinstance(result, ImageError):
+                raise result
+        return results  # type: ignore[return-value]  # no errors left, only predictions
 
     def classify_each(self, images: Sequence[bytes]) -> list[Prediction | ImageError]:
         """Like ``classify``, but a bad image yields its ``ImageError`` in its own slot
         instead of failing the batch; the good ones still share one forward pass."""
-        results: list[Prediction | ImageError] = []
+        results: list[Prediction | ImageError | None] = []
         good: list[NDArray[np.float32]] = []
         for data in images:
             try:
                 good.append(self.preprocess(data))
-                results.append(PENDING)
+                results.append(None)  # filled from the shared forward pass below
             except ImageError as exc:
                 results.append(exc)
-        if good:
-            predictions = iter(self.postprocess(self.infer(np.stack(good))))
-            results = [next(predictions) if r is PENDING else r for r in results]
-        return results
+            except Exception as exc:  # a decoder's own complaint about an odd file
+                results.append(UnreadableImage(f"image could not be read ({exc})"))
+        predictions = iter(self.postprocess(self.infer(np.stack(good))) if good else [])
+        return [next(predictions) if r is None else r for r in results]

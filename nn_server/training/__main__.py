@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
+from mxnet.base import MXNetError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -30,6 +32,17 @@ from nn_server.training.run import TrainingJob, evaluate_weights, train_network
 DEFAULTS = Hyperparameters()
 
 
+def positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m nn_server.training", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,15 +57,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     train = sub.add_parser("train", parents=[common], help="train and save weights + record")
     train.add_argument("--out", type=Path, default=Path("."),
                        help="directory for <network>.params and <network>.json (default: .)")
-    train.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    train.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    train.add_argument("--epochs", type=positive, default=DEFAULTS.epochs)
+    train.add_argument("--batch-size", type=positive, default=DEFAULTS.batch_size)
     train.add_argument("--lr", type=float, default=DEFAULTS.max_learning_rate,
                        help="peak learning rate of the one-cycle schedule")
     train.add_argument("--shift", type=int, default=DEFAULTS.shift,
                        help="random shift augmentation, in pixels")
     train.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    train.add_argument("--train-subset", type=int, default=None, metavar="N")
-    train.add_argument("--test-subset", type=int, default=None, metavar="N")
+    train.add_argument("--train-subset", type=positive, default=None, metavar="N")
+    train.add_argument("--test-subset", type=positive, default=None, metavar="N")
 
     ev = sub.add_parser("evaluate", parents=[common], help="test-set accuracy of weights")
     ev.add_argument("--weights", type=Path, default=None,
@@ -60,7 +73,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_train(args: argparse.Namespace, console: Console) -> int:
+def run_train(args: argparse.Namespace, argv: list[str], console: Console) -> int:
     hp = Hyperparameters(
         epochs=args.epochs, batch_size=args.batch_size, max_learning_rate=args.lr,
         shift=args.shift, seed=args.seed,
@@ -69,6 +82,7 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
         network=args.network, out_dir=args.out, data_dir=args.data_dir, hyperparameters=hp,
         train_subset=args.train_subset, test_subset=args.test_subset,
         allow_download=not args.no_download,
+        command=shlex.join(["python", "-m", "nn_server.training", *argv]),
     )
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -103,13 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False)
     try:
         if args.command == "train":
-            return run_train(args, console)
+            return run_train(args, sys.argv[1:] if argv is None else argv, console)
+        if args.weights is not None and not args.weights.is_file():
+            raise FileNotFoundError(f"weights file {args.weights} not found")
         accuracy = evaluate_weights(args.network, args.weights, args.data_dir,
                                     allow_download=not args.no_download)
         console.print(f"test accuracy {accuracy * 100:.2f} %")
         return 0
     except (DataError, UnknownNetwork, OSError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
+        return 1
+    except MXNetError as exc:  # its message carries a C++ traceback; the last line says why
+        reason = [line for line in str(exc).splitlines() if line.strip()][-1]
+        Console(stderr=True).print(f"[red]error:[/] MXNet: {reason}")
         return 1
 
 

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,6 +46,8 @@ class TrainingJob:
     """Train on the first N training digits only (quick runs, tests)."""
     test_subset: int | None = None
     allow_download: bool = True
+    command: str = "python -m nn_server.trainer (started by the server)"
+    """How this run was started, recorded so that its weights can be reproduced."""
 
 
 def subset(split: mnist.Split, n: int | None) -> mnist.Split:
@@ -123,7 +124,7 @@ def train_network(
         "versions": versions(),
         "device": str(device),
         "weights_version": weights_version(weights),
-        "command": " ".join(["python -m nn_server.training", *sys.argv[1:]]),
+        "command": job.command,
     }
     write_atomic(weights.with_suffix(".json"), json.dumps(record, indent=2).encode())
     return record

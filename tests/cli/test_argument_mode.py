@@ -34,8 +34,7 @@ def test_classify_prints_the_right_digit(shipped_server: Any, image: Path) -> No
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".tiff"])
 def test_classify_as_a_real_process(shipped_server: Any, suffix: str) -> None:
     image = next((p for p in SAMPLES if p.suffix == suffix), None)
-    if image is None:
-        pytest.skip(f"no images/*{suffix}")
+    assert image is not None, f"images/ must hold a *{suffix} sample"
     relative = str(image.relative_to(ROOT))  # as the user types it: images/7_pen.jpg
     result = run_process(address(shipped_server), "lenet", "classify", relative)
     assert result.code == 0, result.err
@@ -159,3 +158,10 @@ def test_missing_file(shipped_server: Any) -> None:
 def test_unsupported_file(shipped_server: Any) -> None:
     result = run_cli(address(shipped_server), "lenet", "classify", __file__)
     assert result.code == 1 and "is not a JPEG, PNG, BMP or TIFF image" in result.err
+
+
+def test_bad_option_value_is_one_line_not_a_traceback() -> None:
+    result = run_process("--user", "a:b", "127.0.0.1:1", "list_nn")
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1
+    assert "Traceback" not in result.err

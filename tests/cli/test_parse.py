@@ -96,3 +96,10 @@ def test_command_builds_a_configured_client() -> None:
     client = Command(base_url="https://h:1", user="u", password="p", verify=False).client()
     assert (str(client.base_url), client.user) == ("https://h:1", "u")
     assert cli.OPERATIONS == ("classify", "status", "about", "train")
+
+
+def test_client_and_server_agree_on_this_machines_address() -> None:
+    from nn_sdk._config import local_address as client_side
+    from nn_server.arguments import local_address as server_side
+
+    assert client_side() == server_side()

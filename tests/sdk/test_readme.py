@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SEVENS = sorted((ROOT / "images").glob("7_*"))
 
@@ -22,7 +20,6 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(not SEVENS, reason="no images/7_* yet")
 def test_one_liner_prints_and_leaks_nothing(shipped_server: Any) -> None:
     image = SEVENS[0].relative_to(ROOT)
     done = run_python(
@@ -34,7 +31,6 @@ def test_one_liner_prints_and_leaks_nothing(shipped_server: Any) -> None:
     assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr, done.stderr
 
 
-@pytest.mark.skipif(not SEVENS, reason="no images/7_* yet")
 def test_one_liner_over_https(tls_server: Any) -> None:
     image = SEVENS[0].relative_to(ROOT)
     done = run_python(

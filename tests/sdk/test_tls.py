@@ -21,8 +21,7 @@ async def test_trusting_the_certificate_file(tls_server: Any) -> None:
 
 async def test_one_shot_classify_over_https(tls_server: Any) -> None:
     image = next(iter(sorted(IMAGES.glob("[0-9]_*.png"))), None)
-    if image is None:
-        pytest.skip("no images yet")
+    assert image is not None, "images/ must hold PNG samples"
     result = await NNClient(tls_server.url, verify=str(tls_server.cafile)).classify(image)
     assert result.number.isdigit()
 

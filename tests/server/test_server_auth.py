@@ -3,6 +3,7 @@ server with its own users instead of the default."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import subprocess
@@ -76,3 +77,33 @@ def test_unreadable_users_file_is_a_clear_error(tmp_path) -> None:
                           capture_output=True, text=True, timeout=30, env=env)
     assert done.returncode == 2
     assert str(bad) in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_flood_of_guesses_gets_429_and_spares_verified_clients(server, http) -> None:
+    """Distinct wrong passwords queue for the one hashing thread; past the limit they get
+    429 with Retry-After at once, and a client whose header is verified is unaffected."""
+    good = {"Authorization": basic("test_nn", "lenet")}
+    assert (await call(http, server, "GET", "/list_nn", auth=False, headers=good))[0] == 200
+
+    async def guess(i: int) -> tuple[int, str | None]:
+        status, _, resp = await call(http, server, "GET", "/list_nn", auth=False,
+                                     headers={"Authorization": basic("test_nn", f"guess{i}")})
+        return status, resp.headers.get("Retry-After")
+
+    guesses = asyncio.gather(*(guess(i) for i in range(60)))
+    await asyncio.sleep(0.05)  # the flood is queued now
+    status, _, _ = await call(http, server, "GET", "/list_nn", auth=False, headers=good)
+    assert status == 200, "a verified header needs no hashing and no queue"
+    answers = await guesses
+    assert {s for s, _ in answers} <= {401, 429}
+    assert any(s == 429 and retry == "1" for s, retry in answers)
+    assert sum(s == 401 for s, _ in answers) >= 16
+
+
+async def test_a_burst_with_one_new_header_shares_one_check(server, http) -> None:
+    # The same user with the scheme spelt "BASIC": a header this worker has not verified.
+    new = {"Authorization": basic("test_nn", "lenet").replace("Basic", "BASIC")}
+    answers = await asyncio.gather(*(
+        call(http, server, "GET", "/list_nn", auth=False, headers=new) for _ in range(50)))
+    # One check serves them all; 50 separate ones would have overflowed the queue (429).
+    assert [a[0] for a in answers] == [200] * 50

@@ -195,3 +195,14 @@ def worker_pids(live: LiveServer) -> list[int]:
     children = Path(f"/proc/{live.process.pid}/task/{live.process.pid}/children")
     pids = [int(p) for p in children.read_text().split()] if children.exists() else []
     return [live.process.pid, *pids]
+
+
+async def test_image_over_our_pixel_limit_is_refused_before_decoding(server, http) -> None:
+    """10,000×10,000 is under Pillow's own bomb limit but over MAX_PIXELS (40 MP): our
+    check, not Pillow's, must refuse it, before any decoding."""
+    started = time.monotonic()
+    status, body, _ = await call(http, server, "POST", "/lenet/classify",
+                                 json={"image": b64(png_bomb(10_000))})
+    assert_error(status, body, 400)
+    assert "10000x10000 pixels" in body["error"] and "40,000,000" in body["error"]
+    assert time.monotonic() - started < 3

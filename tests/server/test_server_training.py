@@ -193,9 +193,12 @@ async def test_seed_compatible_mode_refuses_while_training(http) -> None:
 async def test_a_trainer_from_another_process_blocks_training(trainable: LiveServer, http) -> None:
     """The lock lives in the state directory, not in a server: a trainer left running by an
     earlier server (here: this test holding the lock) still means 409."""
-    with NetworkState.of(trainable.state_dir, "lenet").locked() as fd:
-        assert fd is not None
+    fd = NetworkState.of(trainable.state_dir, "lenet").try_lock()
+    assert fd is not None
+    try:
         status, body, _ = await call(http, trainable, "GET", "/lenet/train")
         assert status == 409, body
+    finally:
+        os.close(fd)
     status, body, _ = await call(http, trainable, "GET", "/lenet/train/status")
     assert body["state"] != "training"
