@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from rich.console import Console
@@ -22,10 +24,11 @@ from rich.table import Table
 
 from bench.ceiling import measure_ceiling
 from bench.corpus import batch_body, make_corpus, single_bodies
-from bench.load import LoadResult, have_wrk, run_load
+from bench.load import have_wrk, run_load
 from bench.server import AUTH, Server, running_server
 
 BATCH_IMAGES = 256
+T = TypeVar("T")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -50,20 +53,23 @@ async def batch_load(url: str, body: bytes, duration_s: float, clients: int) -> 
         async def client() -> None:
             nonlocal images, requests, errors
             while time.perf_counter() - started < duration_s:
-                async with session.post(f"{url}/lenet/classify", data=body) as resp:
-                    answer = await resp.json()
-                    requests += 1
-                    if resp.status == 200:
+                requests += 1
+                try:
+                    async with session.post(f"{url}/lenet/classify", data=body) as resp:
+                        if resp.status != 200:
+                            errors += 1
+                            continue
+                        answer = await resp.json()
                         images += sum(n is not None for n in answer["numbers"])
-                    else:
-                        errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
 
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - started
     return {"images_per_s": images / elapsed, "requests": requests, "errors": errors}
 
 
-def measured(server: Server, run: Any) -> tuple[Any, float, float]:
+def measured(server: Server, run: Callable[[], T]) -> tuple[T, float, float]:
     """Run ``run()`` and return its result, the server's busy cores and its RSS after."""
     cpu0, t0 = server.cpu_seconds(), time.perf_counter()
     result = run()
@@ -79,21 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=max(120, Console().width))
     corpus = make_corpus()
     bodies = single_bodies(corpus)
-    ceiling = measure_ceiling(corpus, duration)
+    ceiling = measure_ceiling(duration, args.workers)
 
     rows: list[tuple[str, str, str, str, str, str, str, str]] = []
     figures: dict[str, Any] = {"ceiling_images_per_s": ceiling, "points": []}
-    rows.append(("in-process ceiling", f"{ceiling:,.0f} img/s", "", "", "", "", "", ""))
+    rows.append((f"in-process ceiling ({args.workers} proc.)", f"{ceiling:,.0f} img/s",
+                 "", "", "", "", "", ""))
     with running_server(args.workers) as server:
         time.sleep(0.5)
         idle_rss, idle_pss = server.rss_mb(), server.pss_mb()
         figures.update(ready_s=server.ready_s, idle_rss_mb=idle_rss, idle_pss_mb=idle_pss)
         run_load(server.url, "/lenet/classify", bodies, 1, min(1.0, duration), tool)  # warm-up
         for c in points:
-            result: LoadResult
             result, busy, rss = measured(
-                server, lambda c=c: run_load(server.url, "/lenet/classify", bodies, c,
-                                             duration, tool))
+                server, functools.partial(run_load, server.url, "/lenet/classify", bodies, c,
+                                          duration, tool))
             figures["points"].append({**asdict(result), "rps": result.rps,
                                       "server_cores": busy, "rss_mb": rss})
             rows.append((f"c={c} ({result.tool})", f"{result.rps:,.0f} rps",

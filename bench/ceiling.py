@@ -1,16 +1,26 @@
-"""The in-process ceiling: decode + preprocess + batched forward pass, no HTTP."""
+"""The in-process ceiling: decode + preprocess + batched forward pass, no HTTP.
+
+Measured the way the server runs: ``workers`` processes at once, each with one math thread
+and MXNet's synchronous engine, so "HTTP throughput / ceiling" compares like with like.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
-from nn_server.networks import LeNet
-
 BATCH = 64
+SERVER_ENV = {"OMP_NUM_THREADS": "1", "MXNET_ENGINE_TYPE": "NaiveEngine"}
 
 
-def measure_ceiling(corpus: list[bytes], duration_s: float) -> float:
-    """Images per second one process reaches through ``LeNet.classify_each``."""
+def images_per_second(duration_s: float) -> float:
+    """One process's rate through ``LeNet.classify_each`` in batches of ``BATCH``."""
+    from bench.corpus import make_corpus
+    from nn_server.networks import LeNet
+
+    corpus = make_corpus()
     net = LeNet()
     net.initialize()
     batch = [corpus[i % len(corpus)] for i in range(BATCH)]
@@ -21,3 +31,18 @@ def measure_ceiling(corpus: list[bytes], duration_s: float) -> float:
         net.classify_each(batch)
         done += len(batch)
     return done / (time.perf_counter() - started)
+
+
+def measure_ceiling(duration_s: float, workers: int) -> float:
+    """Images per second of ``workers`` such processes running side by side."""
+    env = {**os.environ, **SERVER_ENV}
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(duration_s)], env=env,
+                         stdout=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    return sum(float(run.communicate(timeout=duration_s + 120)[0]) for run in runs)
+
+
+if __name__ == "__main__":
+    print(images_per_second(float(sys.argv[1])))

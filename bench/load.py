@@ -57,6 +57,13 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
+def wrk_path() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk), or use --tool asyncio")
+    return path
+
+
 def run_wrk(url: str, path: str, bodies: list[bytes], concurrency: int,
             duration_s: float) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="nn-wrk-") as tmp:
@@ -65,9 +72,9 @@ def run_wrk(url: str, path: str, bodies: list[bytes], concurrency: int,
         script = Path(tmp) / "classify.lua"
         script.write_text(WRK_SCRIPT % {"auth": AUTH, "path": path})
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s",
+            [wrk_path(), "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s",
              "--timeout", "10s", "-s", str(script), url],
-            env={"NN_BENCH_BODIES": str(body_file), "PATH": "/usr/bin:/bin"},
+            env={"NN_BENCH_BODIES": str(body_file)},
             capture_output=True, text=True, check=True,
         ).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
