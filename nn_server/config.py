@@ -45,7 +45,7 @@ class Config:
     """Comma-separated ``user:hash`` entries (``NN_USERS``), added to the file's."""
     max_body: int = 16 * MB
     """Largest accepted request body in bytes (``NN_MAX_BODY``)."""
-    workers: int = os.cpu_count() or 1
+    workers: int = len(os.sched_getaffinity(0))  # the CPUs this process may use
     """Worker processes in production mode (``NN_WORKERS``)."""
     seed_compat: bool = False
     """Answer train/status/classify with "network is training" (503) while training, like
@@ -56,7 +56,7 @@ class Config:
     """Train on the first N digits only (``NN_TRAIN_SUBSET``), for quick tests."""
     test_subset: int | None = None
     """Evaluate on the first N test digits only (``NN_TEST_SUBSET``)."""
-    train_threads: int = os.cpu_count() or 1
+    train_threads: int = len(os.sched_getaffinity(0))
     """CPU threads the trainer may use (``NN_TRAIN_THREADS``)."""
     reload_interval_s: float = 0.5
     """How often each worker checks for new weights and training state (``NN_RELOAD_S``)."""

@@ -324,3 +324,15 @@ def test_an_image_no_decoder_can_convert_fails_alone(net: LeNet) -> None:
     assert [r.label for r in (results[0], results[2])] == ["7", "7"]  # type: ignore[union-attr]
     with pytest.raises(UnreadableImage):
         net.classify([lab])
+
+
+def test_low_range_16_bit_image_is_not_blank(net: LeNet) -> None:
+    """8-bit values stored in a 16-bit PNG (common from scanners) keep their contrast."""
+    gray = np.asarray(upright_seven().convert("L"), np.uint16)  # values 0..255 only
+    assert label_of(net, encode(Image.fromarray(gray), "PNG")) == "7"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_big_photo_is_read_at_reduced_scale(net: LeNet, fmt: str) -> None:
+    big = upright_seven().convert("RGB").resize((4000, 3000))
+    assert label_of(net, encode(big, fmt)) == "7"
