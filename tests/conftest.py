@@ -40,6 +40,7 @@ import pytest
 from nn_server import mnist
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "nn_server" / "networks" / "weights" / "lenet.params"
 
 
 def ensure_mnist() -> Path:
@@ -228,6 +229,14 @@ def _stop(process: subprocess.Popen[str], state_dir: Path) -> None:
 def server() -> Iterator[LiveServer]:
     """The server in development mode (``-d``, one process) on 127.0.0.1, a free port."""
     with start_server("-d", "127.0.0.1:0") as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def shipped_server() -> Iterator[LiveServer]:
+    """Development mode with the weights shipped in the package (the others start from
+    quick test weights, too weak to read every sample image); never retrained."""
+    with start_server("-d", "127.0.0.1:0", env={"NN_SEED_WEIGHTS": str(SHIPPED)}) as live:
         yield live
 
 
