@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     app = loader.load()
     app.prepare(
         sock=sock, ssl=ssl, debug=launch.dev, single_process=launch.dev,
-        workers=1 if launch.dev else config.workers, motd=False,
+        workers=1 if launch.dev else config.workers, motd=False, access_log=config.access_log,
     )
     try:
         if launch.dev:

@@ -67,6 +67,8 @@ class Config:
     run whatever has queued at once, which batches under load and adds nothing when idle."""
     batching: bool = True
     """Micro-batch concurrent requests (``NN_BATCHING=0`` runs each request on its own)."""
+    access_log: bool = True
+    """One line per request on stdout: client, request line, status, size (``NN_ACCESS_LOG``)."""
     localaddr: str | None = None
     """What ``localaddr`` means (``NN_LOCALADDR``), for machines on several networks;
     None: detect the address of the default route."""
@@ -99,6 +101,7 @@ class Config:
             max_batch=reader.integer("NN_MAX_BATCH", cls.max_batch),
             max_delay_ms=reader.number("NN_MAX_DELAY_MS", cls.max_delay_ms, allow_zero=True),
             batching=reader.flag("NN_BATCHING", default=cls.batching),
+            access_log=reader.flag("NN_ACCESS_LOG", default=cls.access_log),
             localaddr=env.get("NN_LOCALADDR") or None,
             ssl_dir=reader.path("NN_SSL_DIR"),
             tls_cert=reader.path("NN_TLS_CERT"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.conftest import LiveServer
@@ -81,3 +83,23 @@ async def test_classify_batch_reports_each_image(live: LiveServer, http) -> None
     assert len(body["results"][2]["probabilities"]) == 10
     single = await call(http, live, "POST", "/lenet/classify", json={"image": images[0]})
     assert single[1]["number"] == body["numbers"][0]
+
+
+async def test_access_log_has_a_line_per_request_and_no_credentials(
+    prod_server: LiveServer, http
+) -> None:
+    marker = "/list_nn?access-log-check"
+    status, _, _ = await call(http, prod_server, "GET", marker)
+    assert status == 200
+    await wait_for_line(prod_server, marker)
+    line = next(x for x in prod_server.output().splitlines() if marker in x)
+    assert " 200 " in line and "GET" in line
+    assert "dGVzdF9ubjpsZW5ldA" not in prod_server.output() and "lenet " not in line
+
+
+async def wait_for_line(live: LiveServer, text: str) -> None:
+    for _ in range(50):
+        if text in live.output():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in the server's output")
