@@ -77,7 +77,9 @@ def create_app(config: Config) -> App:
         app.ctx.watcher = asyncio.create_task(app.ctx.models.watch(config.reload_interval_s))
         app.ctx.publisher = asyncio.create_task(publish_metrics(app))
 
-    @app.before_server_stop
+    # After, not before, the server stops: Sanic first finishes the requests in flight
+    # (its graceful shutdown), and those still need the batcher and the models.
+    @app.after_server_stop
     async def teardown(app: App) -> None:
         for task in (app.ctx.watcher, app.ctx.publisher):
             task.cancel()
