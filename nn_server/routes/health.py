@@ -1,4 +1,5 @@
-"""``GET /health`` (liveness, no auth) and ``GET /ready`` (every network has weights)."""
+"""``GET /health`` (liveness, no auth), ``GET /ready`` (every network has weights) and
+``GET /openapi.json`` (the API's description, no auth)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import os
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from nn_server import openapi
+from nn_server.networks import REGISTRY
 from nn_server.serving import Models
 
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 """Paths the auth middleware lets through without credentials."""
 
 
@@ -19,6 +22,13 @@ def health_blueprint() -> Blueprint:
     @bp.get("/health", name="health")
     async def health(request: Request) -> HTTPResponse:
         return json({"status": "ok"})
+
+    # Built once per worker: the registry does not change while the server runs.
+    described = openapi.document(REGISTRY.values())
+
+    @bp.get("/openapi.json", name="openapi")
+    async def openapi_json(request: Request) -> HTTPResponse:
+        return json(described)
 
     @bp.get("/ready", name="ready")
     async def ready(request: Request) -> HTTPResponse:
