@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from sanic import Sanic
+
 from nn_server.app import create_app
 from nn_server.config import Config
 from nn_server.networks import REGISTRY
@@ -12,8 +14,9 @@ from tests.conftest import LiveServer
 from tests.server.conftest import call
 
 
-def test_every_route_is_described(tmp_path) -> None:
+def test_every_route_is_described(tmp_path, monkeypatch) -> None:
     """Compared with Sanic's router: a route added without a description fails here."""
+    monkeypatch.setattr(Sanic, "test_mode", True)  # allows a second app of the same name
     app = create_app(Config(state_dir=tmp_path))
     app.router.finalize()
     routes = {(f"/{r.path}", method.lower()) for r in app.router.routes for method in r.methods
