@@ -5,11 +5,13 @@ Training, HTTPS and the seed-compatible mode are in ``test_training.py``/``test_
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from PIL import Image
 
@@ -28,6 +30,9 @@ from nn_sdk import (
 IMAGES = Path(__file__).resolve().parents[2] / "images"
 SAMPLES = sorted(p for p in IMAGES.glob("[0-9]_*")
                  if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"))
+
+
+AUTH = "Basic " + base64.b64encode(b"test_nn:lenet").decode()
 
 
 def sample(digit: str = "7") -> Path:
@@ -148,3 +153,29 @@ async def test_other_statuses_are_api_errors(client: NNClient) -> None:
     with pytest.raises(APIError) as caught:
         await client._request("POST", "/list_nn")
     assert type(caught.value) is APIError and caught.value.status == 405
+
+
+async def test_classify_many_uses_the_batch_form(shipped_server: Any) -> None:
+    """Ten images in batches of four are three requests (counted by the server's
+    metrics), and an image the server refuses gets its own error in its own slot."""
+    tiny = io.BytesIO()
+    Image.new("L", (10, 10), 255).save(tiny, "PNG")  # a PNG, but under 28x28
+    images: list[Any] = [*SAMPLES[:4], tiny.getvalue(), *SAMPLES[4:9]]
+
+    async def classify_requests() -> float:
+        await asyncio.sleep(1.2)  # every worker has published its counts
+        async with aiohttp.ClientSession() as http, http.get(
+            shipped_server.url + "/metrics", headers={"Authorization": AUTH}
+        ) as resp:
+            text = await resp.text()
+        key = 'nn_requests_total{route="/lenet/classify",method="POST",status="200"}'
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(key))
+
+    before = await classify_requests()
+    async with NNClient(shipped_server.url) as client:
+        results = await client.classify_many(images, batch_size=4)
+    assert await classify_requests() - before == 3
+    assert isinstance(results[4], BadRequest) and results[4].status == 400
+    assert [r.number for r in results if isinstance(r, Classification)] == [
+        p.name[0] for p in images if isinstance(p, Path)]

@@ -4,11 +4,13 @@ the seed-compatible 503, and the body limit (413). Training is quick in tests (1
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nn_sdk import (
+    Classification,
     NNClient,
     PayloadTooLarge,
     TimeoutException,
@@ -70,3 +72,15 @@ async def test_body_over_the_limit_is_payload_too_large(
     with pytest.raises(PayloadTooLarge) as caught:
         await NNClient(compat_server.url).classify(too_big)
     assert caught.value.status == 413
+
+
+async def test_classify_many_falls_back_to_single_requests_past_the_body_limit(
+    compat_server: Any, compat_body_limit: int
+) -> None:
+    """Ten samples (~150 kB of base64) exceed the 100 kB limit as one batch; each fits."""
+    images = sorted((Path(__file__).resolve().parents[2] / "images").glob("*.jpg"))[:10]
+    assert sum(p.stat().st_size for p in images) * 4 / 3 > compat_body_limit
+    async with NNClient(compat_server.url) as client:
+        results = await client.classify_many(images, batch_size=10)
+    assert len(results) == len(images)
+    assert all(isinstance(r, Classification) for r in results), results
