@@ -92,11 +92,11 @@ class StatusWriter:
         if last_batch or time.monotonic() - self.written_at >= STATUS_INTERVAL_S:
             self.flush()
 
-    def finish(self, record: dict[str, Any], version: str) -> None:
+    def finish(self, record: dict[str, Any]) -> None:
+        # The served version is read from current.json, which install() has just moved.
         self.status.update(
             state="idle", error=None, stage="finished", accuracy=record["accuracy"],
             datetime=record["datetime"], finished=time.strftime(DATETIME_FORMAT),
-            trained_version=version,
         )
         self.flush()
 
@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         # Once the new weights are being installed, finish: a SIGTERM now would leave the
         # pointer on the new weights and the status saying "stopped".
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        pointer = state.install(work / f"{args.network}.params")
-        writer.finish(record, pointer.version)
+        state.install(work / f"{args.network}.params")
+        writer.finish(record)
         return 0
     except Stopped as exc:
         writer.fail(str(exc))
