@@ -129,7 +129,8 @@ def _parser() -> _Parser:
                         help="train: follow the training with a progress bar until it ends")
     parser.add_argument("--poll-interval", type=float, default=0.5, help=argparse.SUPPRESS)
     parser.add_argument("--images", type=Path, default=IMAGES_DIR,
-                        help="where the image picker looks (default: images/ beside cli.py)")
+                        help="where the image picker looks: images/<network>/ there, else "
+                             "images/ itself (default: images/ beside cli.py)")
     return parser
 
 
@@ -247,6 +248,13 @@ async def train_and_follow(
     return await client.wait_for_training(
         network, poll_interval=poll_interval, on_progress=on_progress
     )
+
+
+def samples_dir(images_dir: Path, network: str) -> Path:
+    """Where a network's sample images are: ``images/<network>/`` (e.g. ``images/fashion``),
+    else ``images/`` itself, which holds LeNet's digits."""
+    own = images_dir / network
+    return own if own.is_dir() else images_dir
 
 
 def list_images(directory: Path) -> list[Path]:
@@ -387,7 +395,7 @@ def render_classification(item: ClassifiedImage, *, color: bool) -> RenderableTy
     answer = Table.grid(padding=(0, 1))
     answer.add_column()
     answer.add_row(Text(_display(item.path), style="dim"))
-    line = Text.assemble("Answer: ", (result.number, "bold green"))
+    line = Text.assemble("Answer: ", (result.label, "bold green"))
     if result.confidence is not None:
         line.append(f"   (confidence {result.confidence:.1%})")
     answer.add_row(line)
@@ -412,7 +420,7 @@ def render_probabilities(
     table.add_column(justify="right")
     block = "█" if color else "#"
     for name, p in zip(names, result.probabilities, strict=True):
-        style = "bold green" if name == result.number else "cyan"
+        style = "bold green" if name == result.label else "cyan"
         table.add_row(name, Text(block * round(p * width), style=style), f"{p:6.1%}")
     return table
 
@@ -593,7 +601,7 @@ class Menu:
 
     def perform(self, network: str, operation: str) -> None:
         if operation == "classify":
-            path = pick_image(self.screen, self.command.images_dir)
+            path = pick_image(self.screen, samples_dir(self.command.images_dir, network))
             item = self.runner.run(classify(self.client, network, path))
             if network not in self.labels:
                 self.labels[network] = self.runner.run(self.client.about(network)).labels
@@ -653,7 +661,8 @@ def main(
         if command.network is None:
             return run_menu(screen, command)
         if command.operation == "classify" and command.file is None:
-            command = replace(command, file=pick_image(screen, command.images_dir))
+            images = samples_dir(command.images_dir, command.network)
+            command = replace(command, file=pick_image(screen, images))
         asyncio.run(run_command(screen, command))
     except (NNError, UsageError) as exc:
         screen.error(exc, command)

@@ -18,7 +18,7 @@ SERVER_ENV = {"OMP_NUM_THREADS": "1", "MXNET_ENGINE_TYPE": "NaiveEngine"}
 def images_per_second(duration_s: float) -> float:
     """One process's rate through ``LeNet.classify_each`` in batches of ``BATCH``."""
     from bench.corpus import make_corpus
-    from nn_server.networks import LeNet
+    from nn_server.networks.lenet import LeNet
 
     corpus = make_corpus()
     net = LeNet()

@@ -171,23 +171,34 @@ class TrainingStatus:
 
 @dataclass(frozen=True)
 class Classification:
-    """``classify()``: the answer (a label, e.g. ``"7"``), how sure the network is, the
-    probability of every label in ``about().labels`` order, and which weights answered."""
+    """``classify()``: the answer's ``label`` (``"7"``, ``"Coat"``) and its ``index`` in
+    ``about().labels``, how sure the network is, the probability of every label in that
+    order, and which weights answered. ``number`` is LeNet's original key for its digit
+    (``None`` for other networks)."""
 
-    number: str
+    label: str
+    index: int | None = None
     confidence: float | None = None
     probabilities: tuple[float, ...] = field(default=(), repr=False)
     weights_version: str | None = None
+    number: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_json(
         cls, data: Mapping[str, Any], weights_version: str | None = None
     ) -> Classification:
+        number = _opt_str(data, "number")
+        # A seed server answers only {"number": "7"}.
+        label = _opt_str(data, "label") or number
+        if label is None:
+            raise ProtocolError(f"the answer has no 'label': {dict(data)!r:.200}")
         return cls(
-            number=_str(data, "number"),
+            label=label,
+            index=_opt_int(data, "index"),
             confidence=_opt_float(data, "confidence"),
             probabilities=tuple(float(p) for p in _opt_list(data, "probabilities")),
             weights_version=_opt_str(data, "weights_version") or weights_version,
+            number=number,
         )
 
 

@@ -98,14 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     from nn_server.metrics import folder as metrics_folder
     from nn_server.networks import REGISTRY
     from nn_server.state import NetworkState, StateError
-    from nn_server.supervisor import stop_trainers
     from nn_server.tls import self_signed, server_context
+    from nn_server.training.supervisor import stop_trainers
 
     try:
         for name, cls in REGISTRY.items():
-            NetworkState.of(config.state_dir, name).seed(
-                config.seed_weights or cls.shipped_weights()
-            )
+            weights = config.seed_for(name, cls.shipped_weights())
+            if not NetworkState.of(config.state_dir, name).seed(weights):
+                # The others serve; this one answers 503 until a training gives it weights.
+                print(f"nn_server: warning: {cls.title} has no weights ({weights} does not "
+                      f"exist): /{name}/classify answers 503 until it is trained",
+                      file=sys.stderr, flush=True)
     except (StateError, OSError) as exc:
         return fail(f"state directory {config.state_dir}: {exc}", EXIT_START)
 

@@ -30,7 +30,7 @@ from nn_server.routes import health_blueprint, metrics_blueprint, networks_bluep
 from nn_server.routes.health import PUBLIC_PATHS
 from nn_server.routes.metrics import PATH as METRICS_PATH
 from nn_server.serving import Models
-from nn_server.supervisor import Supervisor
+from nn_server.training.supervisor import Supervisor
 
 App = Sanic[Any, Any]
 

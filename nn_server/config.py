@@ -36,9 +36,12 @@ class Config:
     state_dir: Path
     """Status files, trained weights, the training lock (``NN_STATE_DIR``)."""
     data_dir: Path | None = None
-    """MNIST directory for training (``NN_DATA_DIR``; None: the loader's default)."""
+    """The data directory for training (``NN_DATA_DIR``), with a folder per data set
+    (``mnist/``, ``fashion-mnist/``); None: ``~/.cache/nn-server``."""
     seed_weights: Path | None = None
-    """Weights a fresh state directory starts from (``NN_SEED_WEIGHTS``; None: shipped)."""
+    """What a fresh state directory starts from (``NN_SEED_WEIGHTS``): a directory of
+    ``<network>.params`` files, or one such file; a network without one there starts from
+    its shipped weights."""
     users_file: Path | None = None
     """``user:hash`` lines (``NN_USERS_FILE``); see ``nn_server.auth``."""
     users: str | None = None
@@ -110,6 +113,15 @@ class Config:
         if (config.tls_cert is None) != (config.tls_key is None):
             raise ConfigError("set both NN_TLS_CERT and NN_TLS_KEY, or neither")
         return config
+
+    def seed_for(self, network: str, shipped: Path) -> Path:
+        """The weights ``network`` starts from in a fresh state directory."""
+        seeds = self.seed_weights
+        if seeds is not None:
+            candidate = seeds / f"{network}.params" if seeds.is_dir() else seeds
+            if candidate.name == f"{network}.params" and candidate.is_file():
+                return candidate
+        return shipped
 
     @property
     def tls_dir(self) -> Path:

@@ -11,7 +11,7 @@
         ├── TooManyAttempts      429  password checks queued beyond the limit
         └── Unavailable          503  not ready; "network is training" in seed-compatible mode
 
-Image problems (``nn_server.preprocessing.ImageError``) map to 400, or 415 for a format we
+Image problems (``nn_server.images.ImageError``) map to 400, or 415 for a format we
 do not read. Anything else is a bug: 500, logged with its traceback, and the client sees
 only a generic message. The body is always ``{"error": "<message>", "status": <code>}``.
 """
@@ -26,7 +26,7 @@ from sanic.handlers import ErrorHandler
 from sanic.log import error_logger
 from sanic.response import HTTPResponse, json
 
-from nn_server.preprocessing import ImageError, UnsupportedFormat
+from nn_server.images import ImageError, UnsupportedFormat
 
 REALM = "nn-server"
 INTERNAL_ERROR = "internal server error; the server log has the details"

@@ -6,11 +6,15 @@ tools (Swagger UI, schemathesis, code generators) see every route, its answers a
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from collections.abc import Iterable
 from typing import Any
 
 from nn_server import __version__
 from nn_server.networks import Network
+from nn_server.training.status import TrainingStatus
 
 JSON = "application/json"
 
@@ -21,6 +25,40 @@ def ref(name: str) -> dict[str, str]:
 
 def ok(description: str, schema: dict[str, Any], media: str = JSON) -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": schema}}}
+
+
+SCALARS: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def schema_of(cls: type, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A JSON schema for a dataclass, from its type hints (``overrides`` replace fields): the
+    document describes exactly the type the route answers with."""
+    hints = typing.get_type_hints(cls)
+    properties: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        properties[f.name] = schema_of_type(hints[f.name])
+    properties.update(overrides or {})
+    # Every field is always present on the wire (None as null).
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def schema_of_type(hint: Any) -> dict[str, Any]:
+    if hint in SCALARS:
+        return {"type": SCALARS[hint]}
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if origin in (types.UnionType, typing.Union):
+        options = [schema_of_type(a) for a in args if a is not type(None)]
+        nullable = type(None) in args
+        if len(options) == 1 and "type" in options[0] and len(options[0]) == 1:
+            kind = options[0]["type"]
+            return {"type": [kind, "null"] if nullable else kind}
+        return {"anyOf": [*options, *([{"type": "null"}] if nullable else [])]}
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return schema_of(hint)
+    raise TypeError(f"no JSON schema for {hint!r}")
 
 
 def error(description: str) -> dict[str, Any]:
@@ -129,29 +167,35 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
                 "TrainingStarted": {"type": "object", "required": ["text"], "properties": {
                     "text": string, "state": string, "pid": {"type": "integer"},
                     "status_url": string}},
-                "TrainingStatus": {"type": "object", "required": ["accuracy", "datetime"],
-                                   "properties": {
+                "TrainingStatus": schema_of(TrainingStatus, {
+                    # Strings on the wire ("" before any training), as in the original.
                     "accuracy": {**string, "examples": ["99.57"]},
                     "datetime": {**string, "examples": ["2026-11-27 22:35:49"]},
-                    "state": {"enum": ["idle", "training", "failed"]},
-                    "progress": {"type": ["object", "null"]},
-                    "error": {"type": ["string", "null"]},
-                    "weights_version": {"type": ["string", "null"]}}},
+                    "weights_version": {"type": ["string", "null"]},
+                }),
                 "ClassifyOne": {"type": "object", "required": ["image"], "properties": {
                     "image": {**string, "contentEncoding": "base64"}}},
                 "ClassifyMany": {"type": "object", "required": ["images"], "properties": {
                     "images": {"type": "array", "minItems": 1, "maxItems": 1024,
                                "items": {**string, "contentEncoding": "base64"}}}},
-                "Classification": {"type": "object", "required": ["number"], "properties": {
-                    "number": string, "confidence": {"type": "number"},
-                    "probabilities": {"type": "array", "items": {"type": "number"}},
-                    "weights_version": string}},
-                "Classifications": {"type": "object", "required": ["numbers", "results"],
-                                    "properties": {
-                    "numbers": {"type": "array", "items": {"type": ["string", "null"]}},
-                    "results": {"type": "array", "items": {"oneOf": [
-                        ref("Classification"), ref("Error")]}},
-                    "weights_version": string}},
+                "Classification": {
+                    "type": "object", "required": ["label", "index", "confidence"],
+                    "properties": {
+                        "label": string, "index": {"type": "integer", "minimum": 0},
+                        "number": {**string, "description": "LeNet only: the digit"},
+                        "confidence": {"type": "number"},
+                        "probabilities": {"type": "array", "items": {"type": "number"}},
+                        "weights_version": string,
+                    }},
+                "Classifications": {
+                    "type": "object", "required": ["labels", "results"], "properties": {
+                        "labels": {"type": "array", "items": {"type": ["string", "null"]}},
+                        "numbers": {"type": "array", "items": {"type": ["string", "null"]},
+                                    "description": "LeNet only"},
+                        "results": {"type": "array", "items": {"oneOf": [
+                            ref("Classification"), ref("Error")]}},
+                        "weights_version": string,
+                    }},
             },
         },
     }

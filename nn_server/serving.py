@@ -28,8 +28,8 @@ import cv2
 
 from nn_server.batching import BatcherClosed, BatchStats, MicroBatcher
 from nn_server.errors import Unavailable
+from nn_server.images import ImageError
 from nn_server.networks import REGISTRY, Network, Prediction
-from nn_server.preprocessing import ImageError
 from nn_server.state import NetworkState
 
 Answer = tuple[Prediction, str]
@@ -98,6 +98,10 @@ class Models:
     def versions(self) -> dict[str, str | None]:
         return {name: s.network.version if s.network else None for name, s in self.served.items()}
 
+    def is_ready(self, name: str) -> bool:
+        """Whether ``name`` has weights loaded in this worker (else it answers 503)."""
+        return self.served[name].network is not None
+
     def batch_sizes(self) -> dict[str, dict[int, int]]:
         """Per network: how many forward passes took each batch size."""
         return {name: stats.sizes for name, stats in self.batch_stats().items()}
@@ -108,33 +112,40 @@ class Models:
 
     @property
     def ready(self) -> bool:
+        """Every network has weights loaded."""
         return all(s.network is not None for s in self.served.values())
 
     async def refresh(self) -> None:
-        """Load any network whose ``current.json`` moved since the last look."""
-        loop = asyncio.get_running_loop()
+        """Load any network whose ``current.json`` moved since the last look. Networks are
+        independent: one that cannot load keeps its old weights (or stays unready) and is
+        tried again when its pointer next moves, while the others go on."""
         for name, served in self.served.items():
             signature = served.state.pointer_signature()
             if signature is None or signature == served.signature:
                 continue
+            served.signature = signature
             pointer = served.state.pointer()
             if pointer is None:
                 continue
-            if served.network is None or served.network.version != pointer.version:
-                network = await loop.run_in_executor(
+            if served.network is not None and served.network.version == pointer.version:
+                continue
+            try:
+                network = await asyncio.get_running_loop().run_in_executor(
                     self.inference, load, served.cls, pointer.weights
                 )
-                served.network = network
-                log.info("%s now serves weights %s", name, network.version)
-            served.signature = signature
+            except Exception:  # keep serving the old weights, if any
+                log.exception("%s: could not load weights %s", name, pointer.weights.name)
+                continue
+            served.network = network
+            log.info("%s now serves weights %s", name, network.version)
 
     async def watch(self, interval_s: float) -> None:
-        """``refresh`` forever; a failed load is logged and retried on the next tick."""
+        """``refresh`` forever."""
         while True:
             try:
                 await self.refresh()
-            except Exception:  # keep serving the old weights
-                log.exception("could not load new weights; still serving the old ones")
+            except Exception:  # a bug here must not stop the watching
+                log.exception("could not look for new weights")
             await asyncio.sleep(interval_s)
 
     async def classify(self, name: str, images: Sequence[bytes]) -> Outcome:

@@ -3,14 +3,15 @@
     <state_dir>/<network>/
         current.json        which weights are served: {"weights", "version", "accuracy", "datetime"}
         weights/<v>.params  trained weights, named by content version, with <v>.json records
-        status.json         training state, written by whoever changes it (temp file + rename)
-        train.lock          flock held by the running trainer for its whole life
+        status.json         the training status (``TrainingStatus``), temp file + rename
+        train.lock          flock held by the running trainer for its whole life; holds its pid
 
 Exactly one training runs at a time because starting one means taking ``train.lock``
 (non-blocking) and handing the locked descriptor to the trainer process. The kernel drops
 an flock when the last descriptor closes, so a trainer that crashes or is killed cannot
 leave the lock stuck; "status says training but the lock is free" therefore means the
-trainer died, and whoever notices records that as a failure.
+trainer died. Readers report that as a failure without writing anything; the supervisor's
+reaper, or the next training, records it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from nn_server.records import DATETIME_FORMAT, read_record, weights_version, write_atomic
+from nn_server.training.status import TrainingStatus
 
-State = Literal["idle", "training", "failed"]
 KEEP_WEIGHTS = 3
 """Older trained weights are pruned beyond this many (the served one is always kept)."""
 
@@ -74,16 +74,15 @@ class NetworkState:
 
     # -- weights --------------------------------------------------------------------------
 
-    def seed(self, weights: Path) -> None:
-        """Start serving ``weights`` unless this state directory already serves something."""
+    def seed(self, weights: Path | None) -> bool:
+        """Start serving ``weights`` unless this network already serves something; whether
+        it serves anything now (False: no weights, so the network answers 503)."""
         if self.pointer() is not None:
-            return
-        if not Path(weights).is_file():
-            raise StateError(
-                f"no weights to start from: {weights} does not exist (train with "
-                "`python -m nn_server.training train` or set NN_SEED_WEIGHTS)"
-            )
+            return True
+        if weights is None or not Path(weights).is_file():
+            return False
         self.install(Path(weights))
+        return True
 
     def install(self, weights: Path) -> Pointer:
         """Copy ``weights`` (and its record) into ``weights/`` and point the servers at it.
@@ -137,44 +136,46 @@ class NetworkState:
 
     # -- training status ------------------------------------------------------------------
 
-    def read_status(self) -> dict[str, Any]:
+    def read_status(self) -> TrainingStatus:
         """The status file as written, or an idle status describing the served weights."""
         try:
-            data = json.loads(self.status_path.read_text())
-            if isinstance(data, dict):
-                return data
+            return TrainingStatus.from_json(json.loads(self.status_path.read_text()))
         except (OSError, ValueError):
-            pass
-        pointer = self.pointer()
-        return {
-            "state": "idle", "progress": None, "error": None,
-            "accuracy": pointer.accuracy if pointer else None,
-            "datetime": pointer.datetime if pointer else None,
-        }
+            pointer = self.pointer()
+            return TrainingStatus(
+                accuracy=pointer.accuracy if pointer else None,
+                datetime=pointer.datetime if pointer else None,
+            )
 
-    def write_status(self, status: dict[str, Any]) -> None:
-        write_atomic(self.status_path, json.dumps(status, indent=2).encode())
+    def write_status(self, status: TrainingStatus) -> None:
+        """For the trainer and the supervisor's reaper, the status's only writers."""
+        write_atomic(self.status_path, json.dumps(status.to_json(), indent=2).encode())
 
-    def status(self) -> dict[str, Any]:
-        """The status to show: as written, except that a dead trainer is reported as failed."""
-        status = self.read_status()
-        if status.get("state") == "training" and not self.trainer_running():
-            # No trainer holds the lock, so it died without a word (or has just finished:
-            # look again before calling it dead).
-            status = self.read_status()
-            if status.get("state") == "training":
-                status = self.mark_failed(status, trainer_died(status.get("pid")))
-        status["weights_version"] = (pointer := self.pointer()) and pointer.version
-        return status
+    def status(self) -> TrainingStatus:
+        """The status to report, derived without writing anything: as written, except that
+        a trainer that died without a verdict is reported as failed, and one that has been
+        started but has not written yet as starting."""
+        written = self.read_status()
+        holder = self.lock_holder()
+        if written.is_training and holder is None:
+            # No trainer holds the lock: it died without a word, or has just finished
+            # (its verdict lands before it lets go of the lock, so look once more).
+            written = self.read_status()
+            if written.is_training:
+                return written.failed(trainer_died(written.pid), self._stamp(self.status_path))
+        if not written.is_training and holder:
+            return written.starting(holder, self._stamp(self.lock_path))
+        return written
 
-    def mark_failed(self, status: dict[str, Any], reason: str) -> dict[str, Any]:
-        """Record a failed training; the last successful result and weights stay."""
-        failed = {
-            **status, "state": "failed", "error": reason,
-            "finished": time.strftime(DATETIME_FORMAT),
-        }
-        self.write_status(failed)
-        return failed
+    def is_training(self) -> bool:
+        return self.status().is_training
+
+    @staticmethod
+    def _stamp(path: Path) -> str:
+        try:
+            return time.strftime(DATETIME_FORMAT, time.localtime(path.stat().st_mtime))
+        except OSError:
+            return time.strftime(DATETIME_FORMAT)
 
     # -- the training lock ----------------------------------------------------------------
 
@@ -189,24 +190,39 @@ class NetworkState:
             return None
         return fd
 
-    def trainer_running(self) -> bool:
-        """Whether a trainer holds ``train.lock``. The probe takes a *shared* lock for an
-        instant: probes from many workers never collide with each other (an exclusive probe
-        would look like a trainer to a concurrent one, and make a train request 409)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    @staticmethod
+    def name_holder(fd: int, pid: int | None) -> None:
+        """Write the trainer's pid into the held lock (or clear it as the trainer finishes),
+        so that readers can tell a starting trainer from one that is handing over."""
+        os.ftruncate(fd, 0)
+        if pid is not None:
+            os.pwrite(fd, str(pid).encode(), 0)
+
+    def lock_holder(self) -> int | None:
+        """The pid of the trainer holding ``train.lock`` (0 while it is being handed over or
+        handing back), or None when no trainer runs.
+
+        The probe takes a *shared* lock for an instant, so probes from many workers never
+        collide with each other (an exclusive probe would look like a trainer to a
+        concurrent one, and make a train request 409). It opens the file read-only and
+        creates nothing: a read-only state directory still answers.
+        """
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else 0
         finally:
             os.close(fd)
-        return False
+        return None
 
-    def is_training(self) -> bool:
-        """The status says training and a trainer holds the lock (the status file alone
-        answers the common case, so an idle network costs one small read)."""
-        return self.read_status().get("state") == "training" and self.trainer_running()
+    def trainer_running(self) -> bool:
+        """Whether a trainer holds ``train.lock``."""
+        return self.lock_holder() is not None
 
 
 def trainer_died(pid: object) -> str:

@@ -5,9 +5,10 @@ yields a ``LiveServer``); the ``server`` (development mode) and ``prod_server`` 
 mode, two workers) fixtures are session-scoped instances of it. The server picks a free port
 (``127.0.0.1:0``) and prints the address it bound, which is where ``.url`` comes from.
 
-Every server gets its own temporary state directory, seeded with small test weights
-(trained once per session, ~5 s, so tests never depend on the shipped ones), and trains quickly
-(1 epoch on 2,000 digits) when asked to, so nothing depends on files outside the test run.
+Every server gets its own temporary state directory, seeded with small test weights for
+LeNet (trained once per session, ~5 s, so tests never depend on the shipped ones; other
+networks start from their shipped weights), and trains quickly (1 epoch on 2,000 images)
+when asked to, so nothing depends on files outside the test run.
 ``localaddr`` resolves to 127.0.0.1 (``NN_LOCALADDR``): test servers never face the network.
 """
 
@@ -37,27 +38,31 @@ from pathlib import Path
 
 import pytest
 
-from nn_server import mnist
+from nn_server import datasets
+from nn_server.networks import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "nn_server" / "networks" / "weights" / "lenet.params"
 
 
-def ensure_mnist() -> Path:
-    """The MNIST directory for the whole run, with every file present and verified.
+def ensure_data() -> Path:
+    """The data directory for the whole run, with every registered network's data set
+    present and verified.
 
-    ``$NN_DATA_DIR`` when set (CI points it at ../shared/mnist); otherwise the per-user cache,
-    where the standard files are downloaded on first use, as they would be for a real user.
-    Exported so that servers and trainers started by the tests read the same copy.
+    ``$NN_DATA_DIR`` when set (CI points it at ../shared, which holds mnist/ and
+    fashion-mnist/); otherwise the per-user cache, where the standard files are downloaded
+    on first use, as they would be for a real user. Exported so that servers and trainers
+    started by the tests read the same copy.
     """
-    directory = mnist.data_dir()
-    for split in mnist.SPLITS:
-        mnist.load_split(split, directory)
-    os.environ[mnist.DATA_DIR_ENV] = str(directory)
+    directory = datasets.data_dir()
+    for cls in REGISTRY.values():
+        for split in datasets.SPLITS:
+            datasets.load_split(cls.dataset, split, directory)
+    os.environ[datasets.DATA_DIR_ENV] = str(directory)
     return directory
 
 
-DATA_DIR = ensure_mnist()
+DATA_DIR = ensure_data()
 USER, PASSWORD = "test_nn", "lenet"
 AUTH_HEADER = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 SERVING_LINE = re.compile(r"Serving on (https?://\S+)")
@@ -95,7 +100,8 @@ class LiveServer:
 
 @functools.cache
 def seed_weights() -> Path:
-    """Weights to seed every test server's state directory with.
+    """LeNet weights to seed every test server's state directory with (NN_SEED_WEIGHTS is
+    the file; the other networks start from their shipped weights).
 
     Deliberately a different configuration (seed, subset) from the server's own quick
     training, so a retrained network always gets a different weights version.
@@ -135,6 +141,7 @@ def _get(
 def start_server(
     *args: str, env: dict[str, str] | None = None, tls: bool = False,
     cafile: Path | None = None, auth: tuple[str, str] = (USER, PASSWORD),
+    ready_when: str | None = None,
 ) -> Iterator[LiveServer]:
     """Run ``python -m nn_server *args`` until the block ends; yield once ``/ready`` says so.
 
@@ -142,7 +149,9 @@ def start_server(
     ``tls=True`` adds ``-s`` with a certificate minted in a temporary directory; ``env``
     overrides environment variables (``NN_*``), on top of quick-training defaults;
     ``cafile`` is what clients trust for HTTPS (default: the generated certificate);
-    ``auth`` is a user the server knows (set ``NN_USERS`` in ``env`` to change users).
+    ``auth`` is a user the server knows (set ``NN_USERS`` in ``env`` to change users);
+    ``ready_when`` names the one network to wait for, when the others are not meant to be
+    ready (default: ``/ready`` says every network is).
     """
     argv = list(args) or ["-d", "127.0.0.1:0"]
     if tls and "-s" not in argv:
@@ -173,7 +182,7 @@ def start_server(
         url = _wait_for_address(process, lines)
         trusted = (cafile or ssl_dir / "cert.pem") if url.startswith("https:") else None
         server = LiveServer(url, process, state_dir, trusted, auth, lines=lines)
-        _wait_until_ready(server)
+        _wait_until_ready(server, ready_when)
         yield server
     finally:
         _stop(process, state_dir)
@@ -192,15 +201,18 @@ def _wait_for_address(process: subprocess.Popen[str], lines: deque[str]) -> str:
     raise RuntimeError("server did not print its address:\n" + "".join(lines))
 
 
-def _wait_until_ready(server: LiveServer) -> None:
+def _wait_until_ready(server: LiveServer, network: str | None = None) -> None:
     context = server.ssl_context()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             break
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError, KeyError):
             status, body = _get(server.url + "/ready", context, basic_auth(*server.auth))
-            if status == 200 and json.loads(body).get("ready"):
+            ready = json.loads(body)
+            if network is None and status == 200 and ready["ready"]:
+                return
+            if network is not None and ready["networks"][network]["ready"]:
                 return
         time.sleep(0.1)
     raise RuntimeError("server did not become ready:\n" + server.output())

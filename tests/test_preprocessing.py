@@ -17,24 +17,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nn_server import mnist
-from nn_server.networks import LeNet
-from nn_server.preprocessing import (
+from nn_server import datasets
+from nn_server.images import (
     BlankImage,
     ImageError,
     ImageTooLarge,
     ImageTooSmall,
     UnreadableImage,
     UnsupportedFormat,
-    prepare_digit,
 )
+from nn_server.networks.digits import prepare_digit
+from nn_server.networks.lenet import MNIST, LeNet
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = sorted(
     p for p in (ROOT / "images").iterdir() if p.suffix in {".jpg", ".png", ".bmp", ".tiff"}
 )
 # tests/conftest.py has made sure the files are there and set NN_DATA_DIR.
-DATA_DIR = mnist.data_dir()
+DATA_DIR = datasets.data_dir()
 EXIF_ORIENTATION = 0x0112
 # The issue's bar for MNIST digits rendered as user photos, and the sample it is measured on.
 VARIANT_ACCURACY = 0.98
@@ -51,12 +51,9 @@ def net() -> LeNet:
 
 
 @pytest.fixture(scope="module")
-def mnist_test() -> mnist.Split:
+def mnist_test() -> datasets.Split:
     # Fail, never skip: CI points NN_DATA_DIR at the shared copy, so missing data is a bug.
-    assert (DATA_DIR / "t10k-images-idx3-ubyte.gz").is_file() or (
-        DATA_DIR / "t10k-images-idx3-ubyte"
-    ).is_file(), f"MNIST not found in {DATA_DIR}; set {mnist.DATA_DIR_ENV}"
-    return mnist.load_split("test", DATA_DIR, allow_download=False)
+    return datasets.load_split(MNIST, "test", DATA_DIR, allow_download=False)
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -148,7 +145,7 @@ def test_exif_orientation_is_applied(net: LeNet, fmt: str) -> None:
     assert diff.mean() < 8, diff.mean()
 
 
-def test_mnist_native_digits_still_classify(net: LeNet, mnist_test: mnist.Split) -> None:
+def test_mnist_native_digits_still_classify(net: LeNet, mnist_test: datasets.Split) -> None:
     """White on black, 28×28: what MNIST itself looks like must pass through unharmed."""
     rng = np.random.default_rng(7)
     picks = rng.choice(len(mnist_test), NATIVE_SAMPLES, replace=False)
@@ -192,7 +189,7 @@ def as_user_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     return encode(image, "JPEG", quality=int(rng.integers(60, 96)))
 
 
-def test_mnist_digits_as_user_photos(net: LeNet, mnist_test: mnist.Split) -> None:
+def test_mnist_digits_as_user_photos(net: LeNet, mnist_test: datasets.Split) -> None:
     rng = np.random.default_rng(2024)
     picks = rng.choice(len(mnist_test), VARIANT_SAMPLES, replace=False)
     files = [as_user_photo(mnist_test.images[i], rng) for i in picks]

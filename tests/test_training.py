@@ -6,6 +6,7 @@ that check what a run writes and reports; the full 8-epoch run is the lead's to 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -19,16 +20,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nn_server import mnist
-from nn_server.networks import LeNet
+from nn_server import datasets
+from nn_server.networks import Augmentation
+from nn_server.networks.lenet import MNIST, LeNet
 from nn_server.records import DATETIME_FORMAT, read_record, weights_version
-from nn_server.training import Hyperparameters, Progress, TrainingJob, train_network
 from nn_server.training.data import Batches
-from nn_server.training.loop import one_cycle
+from nn_server.training.loop import schedule
+from nn_server.training.run import TrainingJob, train_network
+from nn_server.training.status import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/conftest.py has made sure the files are there and set NN_DATA_DIR.
-DATA_DIR = mnist.data_dir()
+DATA_DIR = datasets.data_dir()
 TRAIN_DIGITS = 3000
 BATCH = 128
 ACCURACY = re.compile(r"^\d{2}\.\d{2}$")
@@ -48,12 +51,12 @@ class QuickRun:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
     # Fail, never skip: CI points NN_DATA_DIR at the shared copy, so missing data is a bug.
-    assert mnist.find_file(DATA_DIR, "train-images-idx3-ubyte"), f"MNIST not in {DATA_DIR}"
+    assert datasets.holds(MNIST, datasets.locate(MNIST, DATA_DIR)), f"MNIST not in {DATA_DIR}"
     out = tmp_path_factory.mktemp("weights")
     job = TrainingJob(
         out_dir=out,
         data_dir=DATA_DIR,
-        hyperparameters=Hyperparameters(epochs=1, batch_size=BATCH),
+        recipe=dataclasses.replace(LeNet.recipe, epochs=1, batch_size=BATCH),
         train_subset=TRAIN_DIGITS,
         allow_download=False,
     )
@@ -80,7 +83,9 @@ def test_quick_training_writes_weights_and_record(quick_run: QuickRun) -> None:
     assert record["train_samples"] == TRAIN_DIGITS
     assert record["test_samples"] == 10_000
     assert 0 < record["duration_s"] <= quick_run.seconds
-    assert record["data_sha256"] == mnist.DIGESTS
+    assert record["data_sha256"] == MNIST.digests
+    assert record["dataset"] == "MNIST"
+    assert record["recipe"] == {**dataclasses.asdict(LeNet.recipe), "epochs": 1}
     assert {"python", "mxnet", "numpy"} <= set(record["versions"])
     assert record["weights_version"] == weights_version(quick_run.weights)
     assert len(record["history"]) == 1
@@ -108,30 +113,37 @@ def test_progress_is_reported_every_batch(quick_run: QuickRun) -> None:
     assert progress[-1].fraction == 1.0 and progress[-1].eta_s == 0.0
     # The network learns within the epoch: the running loss falls.
     assert progress[-1].loss < progress[0].loss
-    assert any("training on 3,000 digits" in stage for stage in quick_run.stages)
+    assert any("training on 3,000 MNIST images" in stage for stage in quick_run.stages)
 
 
 def test_one_cycle_warms_up_then_anneals() -> None:
+    """gluoncv's linear + cosine schedulers, composed as the one-cycle policy."""
     total, peak, warmup = 200, 0.4, 0.25
-    rates = [one_cycle(step, total, peak, warmup) for step in range(total)]
-    top = int(total * warmup)
+    recipe = dataclasses.replace(LeNet.recipe, max_learning_rate=peak, warmup_fraction=warmup)
+    learning_rate = schedule(recipe, total)
+    rates = [learning_rate(step) for step in range(total)]
+    top = int(total * warmup) - 1
     assert rates[0] == pytest.approx(0.05 * peak)
     assert max(rates) == pytest.approx(peak) and rates[top] == pytest.approx(peak)
-    rising, falling = np.diff(rates[: top + 1]), np.diff(rates[top:])
+    rising, falling = np.diff(rates[: top + 1]), np.diff(rates[top + 1 :])
     assert (rising > 0).all() and (falling < 0).all()
-    assert rates[-1] < 0.001 * peak
-    assert one_cycle(total, total, peak, warmup) == pytest.approx(0.0)
+    assert rates[-1] == pytest.approx(0.0)
+
+
+def test_a_schedule_of_very_few_steps_still_works() -> None:
+    learning_rate = schedule(LeNet.recipe, 3)
+    assert all(math.isfinite(learning_rate(step)) for step in range(3))
 
 
 # -- batches and the shift augmentation ------------------------------------------------
 
 
-def marked_split(count: int = 10) -> mnist.Split:
+def marked_split(count: int = 10) -> datasets.Split:
     """Images with one 4×4 square each, its value naming the image (i + 1) and its label."""
     images = np.zeros((count, 28, 28), np.uint8)
     for i in range(count):
         images[i, 12:16, 12:16] = i + 1
-    return mnist.Split(images, (np.arange(count) % 10).astype(np.uint8))
+    return datasets.Split(images, (np.arange(count) % 10).astype(np.uint8))
 
 
 def identity(images: np.ndarray) -> np.ndarray:
@@ -158,7 +170,7 @@ def test_batches_keep_shapes_and_labels_in_order() -> None:
 
 def test_shift_moves_digits_within_range_and_keeps_labels() -> None:
     shift = 2
-    batches = Batches(marked_split(), 4, identity, shift=shift, seed=1)
+    batches = Batches(marked_split(), 4, identity, augmentation=Augmentation(shift=shift), seed=1)
     seen: set[tuple[int, int]] = set()
     for _ in range(20):  # epochs: shuffled and shifted anew each time
         for x, y in batches:
@@ -169,6 +181,17 @@ def test_shift_moves_digits_within_range_and_keeps_labels() -> None:
                 assert abs(dy) <= shift and abs(dx) <= shift
                 seen.add((dy, dx))
     assert len(seen) == (2 * shift + 1) ** 2, "every offset in ±2 px should occur"
+
+
+def test_flip_mirrors_about_half_and_nothing_else() -> None:
+    images = np.zeros((200, 28, 28), np.uint8)
+    images[:, 5, 3] = 255  # a dot left of centre
+    split = datasets.Split(images, np.zeros(200, np.uint8))
+    [(x, _)] = list(Batches(split, 200, identity, augmentation=Augmentation(flip=True)))
+    left = int((x[:, 0, 5, 3] == 255).sum())
+    right = int((x[:, 0, 5, 24] == 255).sum())
+    assert left + right == 200 and 60 < right < 140
+    assert int((x > 0).sum()) == 200, "only the dot, in one place or the other"
 
 
 def test_normalisation_is_the_networks() -> None:
@@ -182,7 +205,7 @@ def test_normalisation_is_the_networks() -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     # A wide console, so Rich does not wrap the paths the assertions look for.
-    env = {**os.environ, "COLUMNS": "200", mnist.DATA_DIR_ENV: str(DATA_DIR)}
+    env = {**os.environ, "COLUMNS": "200", datasets.DATA_DIR_ENV: str(DATA_DIR)}
     return subprocess.run(
         [sys.executable, "-m", "nn_server.training", *args],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,

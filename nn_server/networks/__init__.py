@@ -1,16 +1,52 @@
-"""The network registry: a network's URL name → its class. A new network is one new module
-plus one line here."""
+"""The network registry: a network's URL name → its class.
+
+A new network is one module in this package (a ``Network`` subclass: model, preprocessing,
+labels, data set, recipe), its weights in ``weights/``, and one line in ``NETWORKS``.
+Networks kept outside the package join the same way, by ``module:Class`` in the
+``NN_EXTRA_NETWORKS`` environment variable (comma-separated), which every process of a
+server — workers and trainers alike — reads when it starts.
+"""
 
 from __future__ import annotations
 
-from nn_server.networks.base import Network, Prediction
-from nn_server.networks.lenet import LeNet
+import importlib
+import os
 
-REGISTRY: dict[str, type[Network]] = {cls.name: cls for cls in (LeNet,)}
+from nn_server.networks.base import Augmentation, Network, Prediction, Recipe
+
+NETWORKS: tuple[str, ...] = (
+    "nn_server.networks.lenet:LeNet",
+)
+EXTRA_ENV = "NN_EXTRA_NETWORKS"
 
 
 class UnknownNetwork(LookupError):
     """No network is registered under that name; the message lists the valid ones."""
+
+
+class RegistryError(ImportError):
+    """A registry entry cannot be loaded; the message names the entry."""
+
+
+def load(entry: str) -> type[Network]:
+    """The ``Network`` subclass named by ``"module:Class"``."""
+    module_name, _, class_name = entry.strip().partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise RegistryError(f"network {entry!r} cannot be loaded: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Network)):
+        raise RegistryError(f"network {entry!r} is not a nn_server.networks.Network subclass")
+    return cls
+
+
+def registry(entries: tuple[str, ...]) -> dict[str, type[Network]]:
+    extra = tuple(e for e in os.environ.get(EXTRA_ENV, "").split(",") if e.strip())
+    classes = [load(entry) for entry in (*entries, *extra)]
+    return {cls.name: cls for cls in classes}
+
+
+REGISTRY: dict[str, type[Network]] = registry(NETWORKS)
 
 
 def network_class(name: str) -> type[Network]:
@@ -24,10 +60,14 @@ def network_class(name: str) -> type[Network]:
 
 
 __all__ = [
+    "EXTRA_ENV",
+    "NETWORKS",
     "REGISTRY",
-    "LeNet",
+    "Augmentation",
     "Network",
     "Prediction",
+    "Recipe",
+    "RegistryError",
     "UnknownNetwork",
     "network_class",
 ]

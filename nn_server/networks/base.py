@@ -1,24 +1,29 @@
-"""The ``Network`` abstraction: one fixed pipeline every network follows.
+"""The ``Network`` abstraction: one fixed pipeline every network follows, and what it owns.
 
-initialise (weights → device) → preprocess (file bytes → tensor) → infer (batch → class
-probabilities) → postprocess (probabilities → predictions). A network overrides only the
-stages it needs; the server and the trainer talk to networks through this class alone.
+initialise (weights → device) → preprocess (file bytes → uint8 tensor) → infer (batch →
+class probabilities) → postprocess (probabilities → predictions) → answer (prediction →
+JSON). A network overrides only the stages it needs. Besides its model (``build``) and its
+preprocessing, a network owns its labels, its data set (``nn_server.datasets.Dataset``), its
+training ``Recipe`` and its shipped weights with their record: the server, the trainer,
+the SDK and the CLI take all of it from the registry, so adding a network is one module,
+its weights and one registry line.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from nn_server.datasets import Dataset
 from nn_server.device import pick_device
-from nn_server.preprocessing import ImageError, UnreadableImage
-from nn_server.records import weights_version
+from nn_server.images import ImageError, UnreadableImage
+from nn_server.records import read_record, weights_version
 
 if TYPE_CHECKING:  # MXNet loads only where a network is built: workers and the trainer
     import mxnet as mx
@@ -28,16 +33,45 @@ WEIGHTS_DIR = Path(__file__).with_name("weights")
 
 
 @dataclass(frozen=True)
+class Augmentation:
+    """Random changes to training images, applied per batch (``nn_server.training.data``)."""
+
+    shift: int = 0
+    """Translate by up to ± this many pixels (zero padding, then a random crop)."""
+    flip: bool = False
+    """Mirror left-right with probability 1/2 (garments, not digits)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is trained: SGD with Nesterov momentum and a one-cycle learning rate
+    (linear warm-up to ``max_learning_rate``, then cosine annealing to 0)."""
+
+    epochs: int
+    batch_size: int
+    max_learning_rate: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.25
+    label_smoothing: float = 0.0
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Prediction:
-    """One classified input: the winning label, its probability and all class probabilities."""
+    """One classified input: the winning label and its index, its probability and every
+    class's probability, in ``labels`` order."""
 
     label: str
+    index: int
     confidence: float
     probabilities: tuple[float, ...]
 
 
 class Network(ABC):
-    """A servable, trainable network. Subclasses fix the class attributes and ``build``."""
+    """A servable, trainable network. Subclasses fix the class attributes, ``build`` and
+    ``preprocess``."""
 
     name: ClassVar[str]
     """URL segment and registry key, e.g. ``"lenet"``."""
@@ -47,6 +81,13 @@ class Network(ABC):
     labels: ClassVar[tuple[str, ...]]
     input_shape: ClassVar[tuple[int, int, int]]
     """(channels, height, width) of one preprocessed input."""
+    dataset: ClassVar[Dataset]
+    recipe: ClassVar[Recipe]
+    label_key: ClassVar[str | None] = None
+    """A second key the answers repeat the label under (LeNet: the original ``"number"``)."""
+    mean: ClassVar[float] = 0.0
+    std: ClassVar[float] = 1.0
+    """The training images' pixel statistics (after scaling to 0..1), for ``normalize``."""
 
     def __init__(self, device: mx.Context | None = None) -> None:
         self.device = device if device is not None else pick_device()
@@ -54,7 +95,7 @@ class Network(ABC):
         self.version: str | None = None
         self._nd: Any = None  # mxnet.nd, once initialize() has loaded MXNet
 
-    # -- construction ---------------------------------------------------------------------
+    # -- what the network owns ------------------------------------------------------------
 
     @classmethod
     @abstractmethod
@@ -67,9 +108,15 @@ class Network(ABC):
         return WEIGHTS_DIR / f"{cls.name}.params"
 
     @classmethod
+    def shipped_record(cls) -> dict[str, Any]:
+        """How the shipped weights were made (accuracy, command, recipe), or {}."""
+        return read_record(cls.shipped_weights())
+
+    @classmethod
     def normalize(cls, images: NDArray[np.uint8]) -> NDArray[np.float32]:
         """uint8 images (N, C, H, W) → float32 network input; training uses this too."""
-        return images.astype(np.float32) / 255.0
+        scale = np.float32(1 / (255.0 * cls.std))
+        return images.astype(np.float32) * scale - np.float32(cls.mean / cls.std)
 
     # -- the pipeline ---------------------------------------------------------------------
 
@@ -84,20 +131,20 @@ class Network(ABC):
         block.hybridize(static_alloc=True)
         self.block = block
         self.version = weights_version(path)
-        self.infer(np.zeros((1, *self.input_shape), np.float32))
+        self.infer(np.zeros((1, *self.input_shape), np.uint8))
 
     @abstractmethod
-    def preprocess(self, data: bytes) -> NDArray[np.float32]:
-        """Encoded file bytes → one float32 input of ``input_shape``.
+    def preprocess(self, data: bytes) -> NDArray[np.uint8]:
+        """Encoded file bytes → one uint8 input of ``input_shape`` (0..255).
 
-        Raises ``nn_server.preprocessing.ImageError`` (or a subclass) for bad input.
+        Raises ``nn_server.images.ImageError`` (or a subclass) for bad input.
         """
 
-    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
-        """float32 (N, *input_shape) → class probabilities (N, len(labels))."""
+    def infer(self, batch: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """uint8 (N, *input_shape) → class probabilities (N, len(labels))."""
         if self.block is None:
             raise RuntimeError(f"{self.title} is not initialised; call initialize() first")
-        x = self._nd.array(batch, ctx=self.device, dtype=np.float32)
+        x = self._nd.array(self.normalize(batch), ctx=self.device, dtype=np.float32)
         return self._nd.softmax(self.block(x)).asnumpy()  # type: ignore[no-any-return]
 
     def postprocess(self, probabilities: NDArray[np.float32]) -> list[Prediction]:
@@ -106,11 +153,22 @@ class Network(ABC):
         return [
             Prediction(
                 label=self.labels[int(i)],
+                index=int(i),
                 confidence=float(row[i]),
                 probabilities=tuple(round(float(p), 6) for p in row),
             )
             for i, row in zip(best, probabilities, strict=True)
         ]
+
+    @classmethod
+    def answer(cls, prediction: Prediction) -> dict[str, Any]:
+        """The JSON answer for one prediction (the batch form repeats it per image)."""
+        legacy = {} if cls.label_key is None else {cls.label_key: prediction.label}
+        return {
+            **legacy, "label": prediction.label, "index": prediction.index,
+            "confidence": round(prediction.confidence, 6),
+            "probabilities": list(prediction.probabilities),
+        }
 
     def classify(self, images: Sequence[bytes]) -> list[Prediction]:
         """The whole pipeline for encoded images; the first bad one raises its error."""
@@ -124,7 +182,7 @@ class Network(ABC):
         """Like ``classify``, but a bad image yields its ``ImageError`` in its own slot
         instead of failing the batch; the good ones still share one forward pass."""
         results: list[Prediction | ImageError | None] = []
-        good: list[NDArray[np.float32]] = []
+        good: list[NDArray[np.uint8]] = []
         for data in images:
             try:
                 good.append(self.preprocess(data))

@@ -7,18 +7,37 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from nn_server.networks.base import Network
-from nn_server.preprocessing import prepare_digit
+from nn_server.datasets import Dataset
+from nn_server.networks.base import Augmentation, Network, Recipe
+from nn_server.networks.digits import prepare_digit
 
 if TYPE_CHECKING:
     from mxnet.gluon import HybridBlock
 
-# MNIST's pixel statistics after scaling to 0..1; training and serving share them.
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
 CONV_CHANNELS = (32, 64)
 DENSE_UNITS = 256
 DROPOUT = 0.4
+
+MNIST = Dataset(
+    title="MNIST",
+    folder="mnist",
+    # Digests of the decompressed files, as published for the canonical MNIST set.
+    digests={
+        "train-images-idx3-ubyte":
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte":
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte":
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte":
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    # Public mirrors serving the gzip files under their standard names.
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+)
 
 
 class LeNet(Network):
@@ -37,7 +56,16 @@ class LeNet(Network):
         "ink on light paper and MNIST-style light-on-dark both work."
     )
     labels = tuple(str(d) for d in range(10))
+    label_key = "number"  # the original contract's key: the digit, as a string
     input_shape = (1, 28, 28)
+    dataset = MNIST
+    recipe = Recipe(
+        epochs=8, batch_size=128, max_learning_rate=0.4, momentum=0.9, weight_decay=5e-4,
+        warmup_fraction=0.25, augmentation=Augmentation(shift=2), seed=0,
+    )
+    # MNIST's pixel statistics after scaling to 0..1; training and serving share them.
+    mean = 0.1307
+    std = 0.3081
 
     @classmethod
     def build(cls) -> HybridBlock:
@@ -64,11 +92,5 @@ class LeNet(Network):
         )
         return block
 
-    @classmethod
-    def normalize(cls, images: NDArray[np.uint8]) -> NDArray[np.float32]:
-        return ((images.astype(np.float32) / 255.0) - MNIST_MEAN) / MNIST_STD
-
-    def preprocess(self, data: bytes) -> NDArray[np.float32]:
-        digit = prepare_digit(data)
-        out: NDArray[np.float32] = self.normalize(digit[None, None, :, :])[0]
-        return out
+    def preprocess(self, data: bytes) -> NDArray[np.uint8]:
+        return prepare_digit(data)[None, :, :]

@@ -1,5 +1,5 @@
-"""``GET /health`` (liveness, no auth), ``GET /ready`` (every network has weights) and
-``GET /openapi.json`` (the API's description, no auth)."""
+"""``GET /health`` (liveness, no auth), ``GET /ready`` (every network has weights loaded;
+each one's readiness is listed) and ``GET /openapi.json`` (the API's description, no auth)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,11 @@ def health_blueprint() -> Blueprint:
     async def ready(request: Request) -> HTTPResponse:
         models: Models = request.app.ctx.models
         body = {
-            "ready": models.ready, "networks": models.versions(), "worker": os.getpid(),
+            "ready": models.ready, "worker": os.getpid(),
+            "networks": {
+                name: {"ready": version is not None, "weights_version": version}
+                for name, version in models.versions().items()
+            },
             "batching": {
                 name: {"batches": b.batches, "items": b.items, "largest": b.largest}
                 for name, b in models.batch_stats().items()
@@ -42,6 +46,8 @@ def health_blueprint() -> Blueprint:
         }
         if models.ready:
             return json(body)
-        return json({"error": "weights are still loading", "status": 503, **body}, status=503)
+        missing = ", ".join(n for n, v in models.versions().items() if v is None)
+        return json({"error": f"no weights loaded for {missing}", "status": 503, **body},
+                    status=503)
 
     return bp

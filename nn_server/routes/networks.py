@@ -1,5 +1,6 @@
 """The seed's routes, generated from the network registry: ``/list_nn`` and, per network,
-``/<name>/about``, ``/<name>/train``, ``/<name>/train/status`` and ``/<name>/classify``."""
+``/<name>/about``, ``/<name>/train``, ``/<name>/train/status`` and ``/<name>/classify``.
+Each network answers for itself: one without weights answers 503 while the others serve."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from nn_server.errors import InvalidRequest, Unavailable, error_body, status_of
 from nn_server.networks import REGISTRY, Network, Prediction
 from nn_server.serving import Models
 from nn_server.state import NetworkState
-from nn_server.supervisor import Supervisor
+from nn_server.training.status import TrainingStatus
+from nn_server.training.supervisor import Supervisor
 
 # Images per batch request. The body limit bounds a request too; this keeps one request
 # from holding a worker for seconds (1,024 digits take ~0.2 s).
@@ -51,11 +53,19 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
         if config.seed_compat and state.is_training():
             raise Unavailable(f"{title} is training and unavailable; try again later")
 
+    shipped = cls.shipped_record()
+    described = {
+        "text": cls.description, "name": name, "title": title, "labels": list(cls.labels),
+        "input_shape": list(cls.input_shape), "dataset": cls.dataset.title,
+        "shipped_weights": {
+            key: shipped[key] for key in ("accuracy", "datetime", "epochs", "duration_s",
+                                          "weights_version", "command") if key in shipped
+        },
+    }
+
     @bp.get(f"/{name}/about", name=f"{name}_about")
     async def about(request: Request) -> HTTPResponse:
-        return json({
-            "text": cls.description, "name": name, "title": title, "labels": list(cls.labels),
-        })
+        return json(described)
 
     @bp.get(f"/{name}/train", name=f"{name}_train")
     async def train(request: Request) -> HTTPResponse:
@@ -70,52 +80,54 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
     @bp.get(f"/{name}/train/status", name=f"{name}_status")
     async def status(request: Request) -> HTTPResponse:
         refuse_while_training()
-        current = state.status()
-        return json({
-            "accuracy": current.get("accuracy") or "", "datetime": current.get("datetime") or "",
-            "state": current.get("state", "idle"), "progress": current.get("progress"),
-            "error": current.get("error"), "weights_version": current.get("weights_version"),
-            "stage": current.get("stage"), "started": current.get("started"),
-            "finished": current.get("finished"),
-        })
+        pointer = state.pointer()
+        return json(status_answer(state.status(), pointer.version if pointer else None))
 
     @bp.post(f"/{name}/classify", name=f"{name}_classify", stream=True)
     async def classify(request: Request) -> HTTPResponse:
         refuse_while_training()
         payload = await read_json(request, config.max_body)
         models: Models = request.app.ctx.models
-        if not models.ready:
-            raise Unavailable(f"{title} has no weights loaded yet; try again shortly")
+        if not models.is_ready(name):
+            raise Unavailable(f"{title} has no weights loaded; train it or try again shortly")
         if "images" in payload and "image" not in payload:
-            return json(await classify_many(models, name, images_of(payload)))
+            return json(await classify_many(models, cls, images_of(payload)))
         outcome = await models.classify(name, [image_of(payload)])
         result = outcome.results[0]
         if not isinstance(result, Prediction):
             raise result
-        return json({**render(result), "weights_version": outcome.version})
+        return json({**cls.answer(result), "weights_version": outcome.version})
 
 
-def render(result: Prediction | Exception) -> dict[str, Any]:
+def status_answer(status: TrainingStatus, weights_version: str | None) -> dict[str, Any]:
+    """``GET /<net>/train/status``: the status, the seed's keys as strings ("" when none)."""
+    return {
+        **status.to_json(), "accuracy": status.accuracy or "", "datetime": status.datetime or "",
+        "weights_version": weights_version,
+    }
+
+
+def render(cls: type[Network], result: Prediction | Exception) -> dict[str, Any]:
     if isinstance(result, Prediction):
-        return {
-            "number": result.label, "confidence": round(result.confidence, 6),
-            "probabilities": list(result.probabilities),
-        }
+        return cls.answer(result)
     return error_body(result, status_of(result))
 
 
 async def classify_many(
-    models: Models, name: str, images: list[bytes | InvalidRequest]
+    models: Models, cls: type[Network], images: list[bytes | InvalidRequest]
 ) -> dict[str, Any]:
     """The batch form: every image answered in its own slot, bad ones with their error."""
     decoded = [image for image in images if isinstance(image, bytes)]
-    outcome = await models.classify(name, decoded) if decoded else None
+    outcome = await models.classify(cls.name, decoded) if decoded else None
     answers = iter(outcome.results if outcome else [])
-    results = [render(image if isinstance(image, InvalidRequest) else next(answers))
+    results = [render(cls, image if isinstance(image, InvalidRequest) else next(answers))
                for image in images]
+    answer: dict[str, Any] = {"labels": [r.get("label") for r in results]}
+    if cls.label_key is not None:  # LeNet's "numbers", beside its answers' "number"
+        answer[f"{cls.label_key}s"] = [r.get(cls.label_key) for r in results]
     return {
-        "numbers": [r.get("number") for r in results], "results": results,
-        "weights_version": outcome.version if outcome else models.versions()[name],
+        **answer, "results": results,
+        "weights_version": outcome.version if outcome else models.versions()[cls.name],
     }
 
 

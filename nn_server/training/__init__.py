@@ -1,14 +1,13 @@
-"""Training: data batches (``data``), the pure loop (``loop``), a full run (``run``) and the
-command-line entry point (``__main__``)."""
+"""Everything about training, in one package:
 
-from nn_server.training.loop import FitResult, Hyperparameters, Progress
-from nn_server.training.run import TrainingJob, evaluate_weights, train_network
+    status      the training status, one typed value with named transitions (no MXNet)
+    supervisor  starts the trainer process from a server worker and reaps it (no MXNet)
+    trainer     ``python -m nn_server.training.trainer``: the background training process
+    data        training batches with the recipe's augmentation
+    loop        the pure training loop, reporting through a callback
+    run         one complete run: data → network → fit → evaluate → weights + record
+    __main__    ``python -m nn_server.training train|evaluate``
 
-__all__ = [
-    "FitResult",
-    "Hyperparameters",
-    "Progress",
-    "TrainingJob",
-    "evaluate_weights",
-    "train_network",
-]
+Importing this package loads nothing heavy; the server imports ``status`` and
+``supervisor`` only, so its main process never loads MXNet.
+"""

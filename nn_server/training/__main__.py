@@ -1,12 +1,16 @@
-"""``python -m nn_server.training``: train a network on MNIST, or evaluate saved weights.
+"""``python -m nn_server.training``: train a network on its data set, or evaluate weights.
 
-    python -m nn_server.training train [--epochs 8] [--out DIR] [--data-dir DIR] ...
-    python -m nn_server.training evaluate [--weights FILE] [--data-dir DIR]
+    python -m nn_server.training train [--network lenet] [--out DIR] [--data-dir DIR] ...
+    python -m nn_server.training evaluate [--network lenet] [--weights FILE] [--data-dir DIR]
+
+Without options a run follows the network's own recipe, which is how its shipped weights
+were made (their record, ``nn_server/networks/weights/<network>.json``, has the command).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -23,13 +27,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from nn_server.mnist import DataError
-from nn_server.networks import REGISTRY, UnknownNetwork
-from nn_server.training.loop import Hyperparameters
-from nn_server.training.loop import Progress as TrainProgress
+from nn_server.datasets import DataError
+from nn_server.networks import REGISTRY, Recipe, UnknownNetwork, network_class
 from nn_server.training.run import TrainingJob, evaluate_weights, train_network
-
-DEFAULTS = Hyperparameters()
+from nn_server.training.status import Progress as TrainProgress
 
 
 def positive(text: str) -> int:
@@ -50,20 +51,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--network", default="lenet", choices=sorted(REGISTRY))
     common.add_argument("--data-dir", type=Path, default=None,
-                        help="MNIST directory (default: $NN_DATA_DIR or ~/.cache/nn-server/mnist)")
+                        help="data directory, holding mnist/, fashion-mnist/, ... (default: "
+                             "$NN_DATA_DIR or ~/.cache/nn-server)")
     common.add_argument("--no-download", action="store_true",
-                        help="fail instead of downloading missing MNIST files")
+                        help="fail instead of downloading missing data set files")
 
     train = sub.add_parser("train", parents=[common], help="train and save weights + record")
     train.add_argument("--out", type=Path, default=Path("."),
                        help="directory for <network>.params and <network>.json (default: .)")
-    train.add_argument("--epochs", type=positive, default=DEFAULTS.epochs)
-    train.add_argument("--batch-size", type=positive, default=DEFAULTS.batch_size)
-    train.add_argument("--lr", type=float, default=DEFAULTS.max_learning_rate,
+    # Unset options keep the network's recipe.
+    train.add_argument("--epochs", type=positive, default=None)
+    train.add_argument("--batch-size", type=positive, default=None)
+    train.add_argument("--lr", type=float, default=None,
                        help="peak learning rate of the one-cycle schedule")
-    train.add_argument("--shift", type=int, default=DEFAULTS.shift,
+    train.add_argument("--shift", type=int, default=None,
                        help="random shift augmentation, in pixels")
-    train.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    train.add_argument("--seed", type=int, default=None)
     train.add_argument("--train-subset", type=positive, default=None, metavar="N")
     train.add_argument("--test-subset", type=positive, default=None, metavar="N")
 
@@ -73,13 +76,24 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def recipe_of(args: argparse.Namespace) -> Recipe:
+    """The network's recipe with the options given on the command line."""
+    recipe = network_class(args.network).recipe
+    changes: dict[str, object] = {
+        field: value for field, value in (
+            ("epochs", args.epochs), ("batch_size", args.batch_size),
+            ("max_learning_rate", args.lr), ("seed", args.seed),
+        ) if value is not None
+    }
+    if args.shift is not None:
+        changes["augmentation"] = dataclasses.replace(recipe.augmentation, shift=args.shift)
+    return dataclasses.replace(recipe, **changes)  # type: ignore[arg-type]
+
+
 def run_train(args: argparse.Namespace, argv: list[str], console: Console) -> int:
-    hp = Hyperparameters(
-        epochs=args.epochs, batch_size=args.batch_size, max_learning_rate=args.lr,
-        shift=args.shift, seed=args.seed,
-    )
     job = TrainingJob(
-        network=args.network, out_dir=args.out, data_dir=args.data_dir, hyperparameters=hp,
+        network=args.network, out_dir=args.out, data_dir=args.data_dir,
+        recipe=recipe_of(args),
         train_subset=args.train_subset, test_subset=args.test_subset,
         allow_download=not args.no_download,
         command=shlex.join(["python", "-m", "nn_server.training", *argv]),

@@ -1,4 +1,4 @@
-"""Training batches: shuffled, normalised, optionally shifted by up to ±N pixels."""
+"""Training batches: shuffled, augmented as the network's recipe says, normalised."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from nn_server.mnist import Split
+from nn_server.datasets import Split
+from nn_server.networks.base import Augmentation
 
 Normalizer = Callable[[NDArray[np.uint8]], NDArray[np.float32]]
 
@@ -16,8 +17,9 @@ Normalizer = Callable[[NDArray[np.uint8]], NDArray[np.float32]]
 class Batches:
     """An epoch-by-epoch iterator over ``(inputs, labels)`` numpy batches.
 
-    Shift augmentation pads every image once and then takes a random 28×28 window per sample
-    through a strided view, so it costs one gather per batch instead of a Python loop.
+    Every augmentation is vectorised over the batch. Shifts pad every image once and then
+    take a random window per sample through a strided view, so they cost one gather per
+    batch instead of a Python loop; flips reverse the columns of a random half.
     """
 
     def __init__(
@@ -27,17 +29,17 @@ class Batches:
         normalize: Normalizer,
         *,
         shuffle: bool = True,
-        shift: int = 0,
+        augmentation: Augmentation | None = None,
         seed: int = 0,
     ) -> None:
         self.split = split
         self.batch_size = batch_size
         self.normalize = normalize
         self.shuffle = shuffle
-        self.shift = shift
+        self.augmentation = augmentation or Augmentation()
         self.rng = np.random.default_rng(seed)
         _, h, w = split.images.shape
-        self.height, self.width = h, w
+        shift = self.augmentation.shift
         if shift:
             padded = np.pad(split.images, ((0, 0), (shift, shift), (shift, shift)))
             # (N, 2s+1, 2s+1, H, W): every possible shifted copy, without copying anything.
@@ -48,15 +50,25 @@ class Batches:
     def __len__(self) -> int:
         return -(-len(self.split) // self.batch_size)
 
+    def augment(self, idx: NDArray[np.intp]) -> NDArray[np.uint8]:
+        """The images at ``idx``, randomly changed: (N, H, W) uint8."""
+        shift = self.augmentation.shift
+        images: NDArray[np.uint8]
+        if shift:
+            dy, dx = self.rng.integers(0, 2 * shift + 1, size=(2, idx.size))
+            images = self.windows[idx, dy, dx]
+        else:
+            images = self.split.images[idx]
+        if self.augmentation.flip:
+            mirrored = self.rng.random(idx.size) < 0.5
+            images = np.where(mirrored[:, None, None], images[:, :, ::-1], images)
+        return images
+
     def __iter__(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
         n = len(self.split)
         order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
-            if self.shift:
-                dy, dx = self.rng.integers(0, 2 * self.shift + 1, size=(2, idx.size))
-                images = self.windows[idx, dy, dx]
-            else:
-                images = self.split.images[idx]
+            images = self.augment(idx) if self.shuffle else self.split.images[idx]
             x = self.normalize(images[:, None, :, :])
             yield x, self.split.labels[idx].astype(np.float32)

@@ -1,7 +1,8 @@
 """One complete training run: data → network → fit → evaluate → weights + record on disk.
 
 The command-line entry point (``python -m nn_server.training``) and the server's background
-trainer both call ``train_network``; only how they show progress differs.
+trainer both call ``train_network``; only how they show progress differs. Everything about
+the network — its model, data set, normalisation and recipe — comes from the registry.
 """
 
 from __future__ import annotations
@@ -13,25 +14,18 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mxnet as mx
 import numpy as np
 
-from nn_server import mnist
-from nn_server.networks import network_class
+from nn_server import datasets
+from nn_server.networks import Network, Recipe, network_class
 from nn_server.records import DATETIME_FORMAT, READABLE, weights_version, write_atomic
 from nn_server.training.data import Batches
-from nn_server.training.loop import (
-    EVAL_BATCH,
-    Hyperparameters,
-    ProgressCallback,
-    evaluate,
-    fit,
-    seed_everything,
-)
+from nn_server.training.loop import EVAL_BATCH, ProgressCallback, evaluate, fit, seed_everything
 
 
 @dataclass(frozen=True)
@@ -41,17 +35,18 @@ class TrainingJob:
     network: str = "lenet"
     out_dir: Path = Path(".")
     data_dir: Path | None = None
-    hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
+    """The data directory (``NN_DATA_DIR``); the network's data set is found under it."""
+    recipe: Recipe | None = None
+    """None: the network's own recipe."""
     train_subset: int | None = None
-    """Train on the first N training digits only (quick runs, tests)."""
+    """Train on the first N training images only (quick runs, tests)."""
     test_subset: int | None = None
     allow_download: bool = True
-    command: str = "python -m nn_server.trainer (started by the server)"
+    command: str = "python -m nn_server.training.trainer (started by the server)"
     """How this run was started, recorded so that its weights can be reproduced."""
 
-
-def subset(split: mnist.Split, n: int | None) -> mnist.Split:
-    return split if n is None else mnist.Split(split.images[:n], split.labels[:n])
+    def resolved_recipe(self) -> Recipe:
+        return self.recipe or network_class(self.network).recipe
 
 
 def versions() -> dict[str, str]:
@@ -62,10 +57,19 @@ def versions() -> dict[str, str]:
     }
 
 
+def load_split(
+    cls: type[Network], split: str, job: TrainingJob,
+    on_download: datasets.ProgressCallback | None = None,
+) -> datasets.Split:
+    data = datasets.load_split(cls.dataset, split, job.data_dir,
+                               allow_download=job.allow_download, progress=on_download)
+    return data.first(job.train_subset if split == "train" else job.test_subset)
+
+
 def train_network(
     job: TrainingJob,
     on_progress: ProgressCallback | None = None,
-    on_download: mnist.ProgressCallback | None = None,
+    on_download: datasets.ProgressCallback | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``job`` and return its record; weights land in ``out_dir/<network>.params``.
@@ -75,27 +79,21 @@ def train_network(
     """
     stage = on_stage or (lambda _msg: None)
     cls = network_class(job.network)
-    hp = job.hyperparameters
-    stage("loading MNIST")
-    train = subset(
-        mnist.load_split("train", job.data_dir, allow_download=job.allow_download,
-                         progress=on_download),
-        job.train_subset,
-    )
-    test = subset(
-        mnist.load_split("test", job.data_dir, allow_download=job.allow_download,
-                         progress=on_download),
-        job.test_subset,
-    )
-    seed_everything(hp.seed)
+    recipe = job.resolved_recipe()
+    stage(f"loading {cls.dataset.title}")
+    train = load_split(cls, "train", job, on_download)
+    test = load_split(cls, "test", job, on_download)
+    seed_everything(recipe.seed)
     device = cls(device=None).device
     block = cls.build()
     block.initialize(mx.init.Xavier(magnitude=2.0), ctx=device)
     block.hybridize(static_alloc=True)
-    train_batches = Batches(train, hp.batch_size, cls.normalize, shift=hp.shift, seed=hp.seed)
+    train_batches = Batches(train, recipe.batch_size, cls.normalize,
+                            augmentation=recipe.augmentation, seed=recipe.seed)
     test_batches = Batches(test, EVAL_BATCH, cls.normalize, shuffle=False)
-    stage(f"training on {len(train):,} digits for {hp.epochs} epochs on {device}")
-    result = fit(block, train_batches, test_batches, hp, device, on_progress)
+    stage(f"training on {len(train):,} {cls.dataset.title} images for {recipe.epochs} "
+          f"epochs on {device}")
+    result = fit(block, train_batches, test_batches, recipe, device, on_progress)
 
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,11 +114,12 @@ def train_network(
         "datetime": time.strftime(DATETIME_FORMAT),
         "epochs": result.epochs,
         "duration_s": round(result.duration_s, 1),
+        "dataset": cls.dataset.title,
         "train_samples": len(train),
         "test_samples": len(test),
-        "hyperparameters": dataclasses.asdict(hp),
+        "recipe": dataclasses.asdict(recipe),
         "history": result.history,
-        "data_sha256": {name: mnist.DIGESTS[name] for name in mnist.DIGESTS},
+        "data_sha256": dict(cls.dataset.digests),
         "versions": versions(),
         "device": str(device),
         "weights_version": weights_version(weights),
@@ -138,6 +137,6 @@ def evaluate_weights(
     net = cls()
     net.initialize(weights)
     assert net.block is not None
-    test = mnist.load_split("test", data_dir, allow_download=allow_download)
+    test = datasets.load_split(cls.dataset, "test", data_dir, allow_download=allow_download)
     return evaluate(net.block, Batches(test, EVAL_BATCH, cls.normalize, shuffle=False),
                     net.device)

@@ -60,7 +60,7 @@ def test_preview_of_odd_modes_and_garbage() -> None:
 def test_classification_shows_preview_answer_and_probabilities() -> None:
     probabilities = tuple(0.91 if i == 4 else 0.01 for i in range(10))
     item = cli.ClassifiedImage(Path("images/4_x.png"), png(28, 28),
-                               Classification("4", 0.91, probabilities, "abc"),
+                               Classification("4", 4, 0.91, probabilities, "abc"),
                                labels=tuple("0123456789"))
     plain = text(cli.render_classification(item, color=False))
     assert "Answer: 4   (confidence 91.0%)" in plain

@@ -27,7 +27,7 @@ def test_one_liner_prints_and_leaks_nothing(shipped_server: Any) -> None:
         f"print(asyncio.run(NNClient({shipped_server.url!r}).classify({str(image)!r})))"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Classification(number='7', confidence=")
+    assert done.stdout.startswith("Classification(label='7', index=7, confidence=")
     assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr, done.stderr
 
 
@@ -39,5 +39,5 @@ def test_one_liner_over_https(tls_server: Any) -> None:
         f".classify({str(image)!r})))"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Classification(number=")
+    assert done.stdout.startswith("Classification(label=")
     assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr, done.stderr

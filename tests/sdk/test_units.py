@@ -106,7 +106,8 @@ def test_status_without_a_training_record() -> None:
 def test_classification_keeps_the_label_a_string() -> None:
     result = Classification.from_json({"number": "7", "confidence": 0.9,
                                        "probabilities": [0.1] * 10, "weights_version": "ab"})
-    assert result.number == "7" and len(result.probabilities) == 10
+    assert result.number == result.label == "7" and len(result.probabilities) == 10
+    assert result.index is None  # a seed server says only "number"
     assert "probabilities" not in repr(result)  # print() stays one short line
     with pytest.raises(ProtocolError):
         Classification.from_json({"number": 7})
@@ -114,10 +115,19 @@ def test_classification_keeps_the_label_a_string() -> None:
         Classification.from_json({"number": "7", "confidence": "very"})
 
 
+def test_classification_of_any_network_has_label_and_index() -> None:
+    result = Classification.from_json({"label": "Coat", "index": 4, "confidence": 0.8})
+    assert (result.label, result.index, result.number) == ("Coat", 4, None)
+    lenet = Classification.from_json({"number": "3", "label": "3", "index": 3})
+    assert (lenet.label, lenet.index, lenet.number) == ("3", 3, "3")
+    with pytest.raises(ProtocolError, match="label"):
+        Classification.from_json({"confidence": 0.8})
+
+
 def test_results_are_frozen() -> None:
     result = Classification("1")
     with pytest.raises(AttributeError):
-        result.number = "2"  # type: ignore[misc]
+        result.label = "2"  # type: ignore[misc]
 
 
 # -- errors -------------------------------------------------------------------------------

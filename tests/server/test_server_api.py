@@ -28,7 +28,9 @@ async def test_ready_reports_the_weights_version(live: LiveServer, http) -> None
     status, body, _ = await call(http, live, "GET", "/ready")
     assert status == 200
     assert body["ready"] is True
-    assert isinstance(body["networks"]["lenet"], str) and len(body["networks"]["lenet"]) == 12
+    lenet = body["networks"]["lenet"]
+    assert lenet["ready"] is True
+    assert isinstance(lenet["weights_version"], str) and len(lenet["weights_version"]) == 12
 
 
 async def test_list_nn(live: LiveServer, http) -> None:
@@ -64,7 +66,8 @@ async def test_classify_every_sample_image(server: LiveServer, http, image) -> N
     assert abs(sum(body["probabilities"]) - 1) < 1e-3
     assert 0 < body["confidence"] <= 1
     _, ready, _ = await call(http, server, "GET", "/ready")
-    assert body["weights_version"] == ready["networks"]["lenet"]
+    assert body["weights_version"] == ready["networks"]["lenet"]["weights_version"]
+    assert body["label"] == body["number"] and body["index"] == int(body["number"])
 
 
 async def test_classify_in_production_mode(prod_server: LiveServer, http) -> None:
@@ -79,6 +82,7 @@ async def test_classify_batch_reports_each_image(live: LiveServer, http) -> None
     status, body, _ = await call(http, live, "POST", "/lenet/classify", json={"images": images})
     assert status == 200, body
     assert body["numbers"][1] is None and body["numbers"][0] in DIGITS
+    assert body["labels"] == body["numbers"]
     assert body["results"][1]["status"] == 400 and "error" in body["results"][1]
     assert len(body["results"][2]["probabilities"]) == 10
     single = await call(http, live, "POST", "/lenet/classify", json={"image": images[0]})
@@ -103,3 +107,15 @@ async def wait_for_line(live: LiveServer, text: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{text!r} never appeared in the server's output")
+
+
+async def test_reading_the_status_writes_nothing(live: LiveServer, http) -> None:
+    def tree() -> list[tuple[str, int]]:
+        return sorted((str(p.relative_to(live.state_dir)), p.stat().st_mtime_ns)
+                      for p in live.state_dir.rglob("*") if "metrics" not in p.parts)
+
+    before = tree()
+    for _ in range(10):
+        status, _, _ = await call(http, live, "GET", "/lenet/train/status")
+        assert status == 200
+    assert tree() == before

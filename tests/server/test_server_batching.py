@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nn_server import mnist
-from nn_server.networks import LeNet
+from nn_server import datasets
+from nn_server.networks.lenet import MNIST, LeNet
 from tests.conftest import LiveServer, start_server
 from tests.server.conftest import IMAGES, b64, call
 
@@ -40,7 +40,7 @@ def batched() -> Iterator[LiveServer]:
 
 
 def mnist_pngs() -> list[str]:
-    test = mnist.load_split("test")
+    test = datasets.load_split(MNIST, "test")
     rng = np.random.default_rng(5)
     blobs = []
     for i in rng.choice(len(test), MNIST_SAMPLE, replace=False):

@@ -1,4 +1,4 @@
-"""``python -m nn_server.trainer``: the background training process the server starts.
+"""``python -m nn_server.training.trainer``: the background training process the server starts.
 
 It inherits the locked ``train.lock`` descriptor from the worker that started it (so the
 lock lives exactly as long as this process), trains through ``train_network``, reports
@@ -6,15 +6,15 @@ progress into the network's status file at most every ``STATUS_INTERVAL_S``, and
 installs the new weights and moves ``current.json`` to them. Any failure is written to the
 status file; the weights being served are never touched unless training succeeded.
 
-    python -m nn_server.trainer --network lenet --state-dir DIR --lock-fd N
+    python -m nn_server.training.trainer --network lenet --state-dir DIR --lock-fd N
         [--data-dir DIR] [--epochs N] [--train-subset N] [--test-subset N]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
-import math
 import os
 import shutil
 import signal
@@ -25,11 +25,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from nn_server.networks import REGISTRY
+from nn_server.networks import REGISTRY, network_class
 from nn_server.records import DATETIME_FORMAT
 from nn_server.state import NetworkState
-from nn_server.training.loop import Hyperparameters, Progress
-from nn_server.training.run import TrainingJob, train_network
+from nn_server.training.status import Progress
 
 STATUS_INTERVAL_S = 0.25
 WORK_PREFIX = ".training-"
@@ -41,26 +40,21 @@ class Stopped(Exception):
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m nn_server.trainer", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m nn_server.training.trainer",
+                                     description=__doc__)
     parser.add_argument("--network", required=True, choices=sorted(REGISTRY))
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--lock-fd", type=int, required=True,
                         help="an inherited descriptor that holds train.lock")
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--epochs", type=int, default=Hyperparameters().epochs)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--train-subset", type=int, default=None)
     parser.add_argument("--test-subset", type=int, default=None)
     return parser.parse_args(argv)
 
 
-def progress_dict(p: Progress) -> dict[str, Any]:
-    return {
-        "epoch": p.epoch, "epochs": p.epochs, "batch": p.batch, "batches": p.batches,
-        "loss": round(p.loss, 5), "accuracy": round(p.accuracy, 5),
-        "elapsed_s": round(p.elapsed_s, 1),
-        "eta_s": round(p.eta_s, 1) if math.isfinite(p.eta_s) else None,
-        "fraction": round(p.fraction, 4),
-    }
+def now() -> str:
+    return time.strftime(DATETIME_FORMAT)
 
 
 class StatusWriter:
@@ -68,12 +62,7 @@ class StatusWriter:
 
     def __init__(self, state: NetworkState) -> None:
         self.state = state
-        previous = state.read_status()
-        self.status: dict[str, Any] = {
-            "state": "training", "progress": None, "error": None, "stage": "starting",
-            "accuracy": previous.get("accuracy"), "datetime": previous.get("datetime"),
-            "pid": os.getpid(), "started": time.strftime(DATETIME_FORMAT), "finished": None,
-        }
+        self.status = state.read_status().starting(os.getpid(), now())
         self.written_at = 0.0
         self.flush()
 
@@ -82,27 +71,21 @@ class StatusWriter:
         self.written_at = time.monotonic()
 
     def stage(self, message: str) -> None:
-        self.status["stage"] = message
+        self.status = self.status.staged(message)
         self.flush()
 
     def progress(self, p: Progress) -> None:
-        self.status["progress"] = progress_dict(p)
-        self.status["stage"] = "training"
-        last_batch = p.batch == p.batches
-        if last_batch or time.monotonic() - self.written_at >= STATUS_INTERVAL_S:
+        self.status = self.status.progressed(p)
+        if p.batch == p.batches or time.monotonic() - self.written_at >= STATUS_INTERVAL_S:
             self.flush()
 
     def finish(self, record: dict[str, Any]) -> None:
         # The served version is read from current.json, which install() has just moved.
-        self.status.update(
-            state="idle", error=None, stage="finished", accuracy=record["accuracy"],
-            datetime=record["datetime"], finished=time.strftime(DATETIME_FORMAT),
-        )
+        self.status = self.status.finished_with(record["accuracy"], record["datetime"], now())
         self.flush()
 
     def fail(self, reason: str) -> None:
-        self.status.update(state="failed", error=reason, stage="failed",
-                           finished=time.strftime(DATETIME_FORMAT))
+        self.status = self.status.failed(reason, now())
         self.flush()
 
 
@@ -116,29 +99,37 @@ def main(argv: list[str] | None = None) -> int:
     fcntl.flock(args.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     signal.signal(signal.SIGTERM, on_sigterm)
     state = NetworkState.of(args.state_dir, args.network)
+    # Say "training" before loading MXNet (a second or two), so that the status is right
+    # from the start.
     writer = StatusWriter(state)
     # Work folders of trainers that were killed (kill -9 skips the clean-up below).
     for stale in state.root.glob(f"{WORK_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=state.root))
-    job = TrainingJob(
-        network=args.network, out_dir=work, data_dir=args.data_dir,
-        hyperparameters=Hyperparameters(epochs=args.epochs),
-        train_subset=args.train_subset, test_subset=args.test_subset,
-        allow_download=True,
-    )
     try:
+        from nn_server.training.run import TrainingJob, train_network
+
+        recipe = network_class(args.network).recipe
+        if args.epochs is not None:
+            recipe = dataclasses.replace(recipe, epochs=args.epochs)
+        job = TrainingJob(
+            network=args.network, out_dir=work, data_dir=args.data_dir, recipe=recipe,
+            train_subset=args.train_subset, test_subset=args.test_subset, allow_download=True,
+        )
         record = train_network(job, writer.progress, on_stage=writer.stage)
         # Once the new weights are being installed, finish: a SIGTERM now would leave the
         # pointer on the new weights and the status saying "stopped".
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         state.install(work / f"{args.network}.params")
+        state.name_holder(args.lock_fd, None)  # handing back: readers trust the status now
         writer.finish(record)
         return 0
     except Stopped as exc:
+        state.name_holder(args.lock_fd, None)
         writer.fail(str(exc))
         return 1
     except Exception as exc:  # every failure must reach the status file
+        state.name_holder(args.lock_fd, None)
         writer.fail(f"training failed: {type(exc).__name__}: {exc}")
         raise
     finally:

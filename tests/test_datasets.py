@@ -1,4 +1,6 @@
-"""The MNIST loader: good files, missing ones, damaged ones, and downloading from mirrors.
+"""The IDX data set loader: good files, missing ones, damaged ones, where a data set is
+looked for, and downloading from mirrors. MNIST stands in for every data set (they share
+the loader); every registered network's own data set is loaded and checked too.
 
 Downloads are tested against local HTTP servers on 127.0.0.1, never the internet; the
 mirrors serve copies of the shared data set made in a temporary directory.
@@ -20,11 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nn_server import mnist
+from nn_server import datasets
+from nn_server.datasets import DataError, Dataset
+from nn_server.networks import REGISTRY
+from nn_server.networks.lenet import MNIST
 
 # tests/conftest.py has made sure the files are there and set NN_DATA_DIR.
-DATA_DIR = mnist.data_dir()
-TEST_FILES = mnist.SPLITS["test"]
+ROOT_DIR = datasets.data_dir()
+DATA_DIR = datasets.locate(MNIST, ROOT_DIR)
+TEST_FILES = datasets.SPLITS["test"]
 IMAGES, LABELS = TEST_FILES
 # The first digits of each split, as every MNIST tutorial shows them.
 FIRST_LABELS = {"train": [5, 0, 4, 1, 9, 2, 1, 3], "test": [7, 2, 1, 0, 4, 1, 4, 9]}
@@ -34,8 +40,8 @@ SIZES = {"train": 60_000, "test": 10_000}
 @pytest.fixture(scope="module", autouse=True)
 def shared_data() -> Path:
     # Fail, never skip: CI points NN_DATA_DIR at the shared copy, so missing data is a bug.
-    missing = [n for n in mnist.DIGESTS if mnist.find_file(DATA_DIR, n) is None]
-    assert not missing, f"MNIST files {missing} not found in {DATA_DIR}; set {mnist.DATA_DIR_ENV}"
+    missing = [n for n in datasets.FILES if datasets.find_file(DATA_DIR, n) is None]
+    assert not missing, f"MNIST {missing} not found in {DATA_DIR}; set {datasets.DATA_DIR_ENV}"
     return DATA_DIR
 
 
@@ -54,7 +60,7 @@ def gz_copy(name: str, directory: Path) -> Path:
 
 
 def raw_content(name: str) -> bytes:
-    path = mnist.find_file(DATA_DIR, name)
+    path = datasets.find_file(DATA_DIR, name)
     assert path is not None
     data = path.read_bytes()
     return gzip.decompress(data) if path.suffix == ".gz" else data
@@ -65,7 +71,7 @@ def raw_content(name: str) -> bytes:
 
 @pytest.mark.parametrize("split", ["test", "train"])
 def test_gzip_files_load(split: str) -> None:
-    data = mnist.load_split(split, DATA_DIR, allow_download=False)
+    data = datasets.load_split(MNIST, split, DATA_DIR, allow_download=False)
     assert data.images.shape == (SIZES[split], 28, 28)
     assert data.labels.shape == (SIZES[split],)
     assert data.images.dtype == data.labels.dtype == np.uint8
@@ -78,8 +84,8 @@ def test_gzip_files_load(split: str) -> None:
 def test_raw_files_load_the_same(tmp_path: Path) -> None:
     for name in TEST_FILES:
         (tmp_path / name).write_bytes(raw_content(name))
-    raw = mnist.load_split("test", tmp_path, allow_download=False)
-    packed = mnist.load_split("test", DATA_DIR, allow_download=False)
+    raw = datasets.load_split(MNIST, "test", tmp_path, allow_download=False)
+    packed = datasets.load_split(MNIST, "test", DATA_DIR, allow_download=False)
     assert np.array_equal(raw.images, packed.images)
     assert np.array_equal(raw.labels, packed.labels)
 
@@ -89,17 +95,17 @@ def test_directory_comes_from_the_environment(
 ) -> None:
     for name in TEST_FILES:
         gz_copy(name, tmp_path)
-    monkeypatch.setenv(mnist.DATA_DIR_ENV, str(tmp_path))
-    assert mnist.data_dir() == tmp_path
-    assert mnist.data_dir(tmp_path / "explicit") == tmp_path / "explicit"
-    assert len(mnist.load_split("test", allow_download=False)) == SIZES["test"]
-    monkeypatch.delenv(mnist.DATA_DIR_ENV)
-    assert mnist.data_dir() == mnist.DEFAULT_DATA_DIR
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    assert datasets.data_dir() == tmp_path
+    assert datasets.data_dir(tmp_path / "explicit") == tmp_path / "explicit"
+    assert len(datasets.load_split(MNIST, "test", allow_download=False)) == SIZES["test"]
+    monkeypatch.delenv(datasets.DATA_DIR_ENV)
+    assert datasets.data_dir() == datasets.DEFAULT_DATA_DIR
 
 
 def test_unknown_split_is_refused() -> None:
     with pytest.raises(ValueError, match="train"):
-        mnist.load_split("validation", DATA_DIR, allow_download=False)
+        datasets.load_split(MNIST, "validation", DATA_DIR, allow_download=False)
 
 
 # -- missing and damaged files -----------------------------------------------------------
@@ -108,12 +114,13 @@ def test_unknown_split_is_refused() -> None:
 @pytest.mark.parametrize("present", [(), (IMAGES,)], ids=["empty", "labels-missing"])
 def test_missing_files_name_the_directory(tmp_path: Path, present: tuple[str, ...]) -> None:
     for name in present:
-        gz_copy(name, tmp_path)
-    with pytest.raises(mnist.DataError) as caught:
-        mnist.load_split("test", tmp_path, allow_download=False)
+        gz_copy(name, tmp_path / "mnist")
+    (tmp_path / "mnist").mkdir(exist_ok=True)
+    with pytest.raises(DataError) as caught:
+        datasets.load_split(MNIST, "test", tmp_path, allow_download=False)
     message = str(caught.value)
-    assert str(tmp_path) in message
-    assert mnist.DATA_DIR_ENV in message
+    assert str(tmp_path / "mnist") in message
+    assert datasets.DATA_DIR_ENV in message
     assert (IMAGES if not present else LABELS) in message
 
 
@@ -138,32 +145,32 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     list(DAMAGE),
 )
 def test_damaged_gzip_is_a_data_error(tmp_path: Path, damage: str) -> None:
-    gz_copy(IMAGES, tmp_path)
-    labels = gz_copy(LABELS, tmp_path)
+    gz_copy(IMAGES, tmp_path / "mnist")
+    labels = gz_copy(LABELS, tmp_path / "mnist")
     labels.write_bytes(DAMAGE[damage](labels.read_bytes()))
-    with pytest.raises(mnist.DataError) as caught:
-        mnist.load_split("test", tmp_path, allow_download=False)
+    with pytest.raises(DataError) as caught:
+        datasets.load_split(MNIST, "test", tmp_path, allow_download=False)
     assert str(labels) in str(caught.value)
     assert "delete it and retry" in str(caught.value)
 
 
 def test_truncated_raw_file_is_a_data_error(tmp_path: Path) -> None:
     """A raw file cut short would make numpy's reshape fail; the digest catches it first."""
-    gz_copy(LABELS, tmp_path)
-    images = tmp_path / IMAGES
+    gz_copy(LABELS, tmp_path / "mnist")
+    images = tmp_path / "mnist" / IMAGES
     images.write_bytes(raw_content(IMAGES)[:-28 * 28 * 3])
-    with pytest.raises(mnist.DataError, match=IMAGES):
-        mnist.load_split("test", tmp_path, allow_download=False)
+    with pytest.raises(DataError, match=IMAGES):
+        datasets.load_split(MNIST, "test", tmp_path, allow_download=False)
 
 
 def test_wrong_digest_is_a_data_error(tmp_path: Path) -> None:
     """A well-formed IDX file with one label changed: valid gzip, valid IDX, wrong data."""
-    gz_copy(IMAGES, tmp_path)
+    gz_copy(IMAGES, tmp_path / "mnist")
     content = bytearray(raw_content(LABELS))
     content[8] = (content[8] + 1) % 10
-    (tmp_path / f"{LABELS}.gz").write_bytes(gzip.compress(bytes(content)))
-    with pytest.raises(mnist.DataError, match="does not match the canonical MNIST file"):
-        mnist.load_split("test", tmp_path, allow_download=False)
+    (tmp_path / "mnist" / f"{LABELS}.gz").write_bytes(gzip.compress(bytes(content)))
+    with pytest.raises(DataError, match="does not match the MNIST file"):
+        datasets.load_split(MNIST, "test", tmp_path, allow_download=False)
 
 
 # -- downloading -------------------------------------------------------------------------
@@ -219,8 +226,8 @@ def test_missing_files_are_downloaded_verified_and_loaded(tmp_path: Path) -> Non
     target = tmp_path / "data"
     calls: list[tuple[str, int, int | None]] = []
     with serve(good) as mirror:
-        data = mnist.load_split(
-            "test", target, mirrors=[mirror.url], progress=lambda *a: calls.append(a)
+        data = datasets.load_split(
+            MNIST, "test", target, mirrors=[mirror.url], progress=lambda *a: calls.append(a)
         )
     assert len(data) == SIZES["test"]
     assert data.labels[:8].tolist() == FIRST_LABELS["test"]
@@ -232,8 +239,8 @@ def test_missing_files_are_downloaded_verified_and_loaded(tmp_path: Path) -> Non
         assert all(total == size for _, total in seen)
         dones = [done for done, _ in seen]
         assert dones == sorted(dones) and dones[-1] == size
-        assert (target / f"{name}.gz").read_bytes() == (good / f"{name}.gz").read_bytes()
-    assert not list(target.glob(".*")), "a temporary download file was left behind"
+        assert (target / "mnist" / f"{name}.gz").read_bytes() == (good / f"{name}.gz").read_bytes()
+    assert not list((target / "mnist").glob(".*")), "a temporary download file was left behind"
 
 
 def html_error_page(_gz: bytes) -> bytes:
@@ -262,13 +269,13 @@ def test_a_corrupt_mirror_is_rejected_and_the_next_used(tmp_path: Path, damage: 
     labels.write_bytes(BAD_MIRROR[damage](labels.read_bytes()))
     target = tmp_path / "data"
     with serve(bad) as first, serve(good) as second:
-        data = mnist.load_split("test", target, mirrors=[first.url, second.url])
+        data = datasets.load_split(MNIST, "test", target, mirrors=[first.url, second.url])
     assert data.labels[:8].tolist() == FIRST_LABELS["test"]
     assert f"/{LABELS}.gz" in first.requests
     assert second.requests == [f"/{LABELS}.gz"], "only the corrupt file is fetched again"
-    content = gzip.decompress((target / f"{LABELS}.gz").read_bytes())
-    assert hashlib.sha256(content).hexdigest() == mnist.DIGESTS[LABELS]
-    assert not list(target.glob(".*")), "a rejected download was left behind"
+    content = gzip.decompress((target / "mnist" / f"{LABELS}.gz").read_bytes())
+    assert hashlib.sha256(content).hexdigest() == MNIST.digests[LABELS]
+    assert not list((target / "mnist").glob(".*")), "a rejected download was left behind"
 
 
 def test_all_mirrors_failing_says_where_to_put_the_files(tmp_path: Path) -> None:
@@ -276,11 +283,64 @@ def test_all_mirrors_failing_says_where_to_put_the_files(tmp_path: Path) -> None
     empty.mkdir()
     target = tmp_path / "data"
     refused = closed_port_url()
-    with serve(empty) as not_found, pytest.raises(mnist.DataError) as caught:
-        mnist.load_split("test", target, mirrors=[not_found.url, refused])
+    with serve(empty) as not_found, pytest.raises(DataError) as caught:
+        datasets.load_split(MNIST, "test", target, mirrors=[not_found.url, refused])
     message = str(caught.value)
     assert not_found.requests == [f"/{IMAGES}.gz"]
     assert not_found.url in message and refused in message, "each failed mirror is named"
-    assert str(target) in message and mnist.DATA_DIR_ENV in message
+    assert str(target / "mnist") in message and datasets.DATA_DIR_ENV in message
     assert "copy the four MNIST files" in message
-    assert not list(target.iterdir()), "nothing half-downloaded is left in the data directory"
+    assert not list((target / "mnist").iterdir()), "nothing half-downloaded is left behind"
+
+
+# -- where a data set is looked for ------------------------------------------------------
+
+
+def test_each_data_set_has_its_own_folder(tmp_path: Path) -> None:
+    """MNIST and Fashion-MNIST share file names: each lives in its own folder, and a flat
+    folder of one data set's files is never taken for another's."""
+    for name in TEST_FILES:
+        gz_copy(name, tmp_path / "mnist")
+    other = Dataset("Other", "other", dict.fromkeys(datasets.FILES, "0" * 64), mirrors=())
+    assert datasets.locate(MNIST, tmp_path) == tmp_path / "mnist"
+    assert not datasets.holds(other, tmp_path / "mnist")
+    assert datasets.locate(other, tmp_path / "mnist") == tmp_path / "mnist" / "other"
+    with pytest.raises(DataError, match="not found in"):
+        datasets.load_split(other, "test", tmp_path / "mnist", allow_download=False)
+
+
+def test_a_flat_folder_of_the_data_sets_files_still_works(tmp_path: Path) -> None:
+    """The older layout: NN_DATA_DIR pointing straight at MNIST's four files."""
+    for name in TEST_FILES:
+        gz_copy(name, tmp_path)
+    assert datasets.holds(MNIST, tmp_path)
+    assert datasets.locate(MNIST, tmp_path) == tmp_path
+    assert len(datasets.load_split(MNIST, "test", tmp_path, allow_download=False)) == 10_000
+
+
+def test_a_system_package_folder_is_used_when_present(tmp_path: Path) -> None:
+    """Like Debian's dataset-fashion-mnist in /usr/share/datasets/fashion-mnist."""
+    system = tmp_path / "usr-share"
+    for name in datasets.FILES:
+        gz_copy(name, system)
+    packaged = Dataset(MNIST.title, "packaged", MNIST.digests, mirrors=(),
+                       system_dirs=(tmp_path / "absent", system))
+    assert datasets.locate(packaged, tmp_path / "data") == system
+    data = datasets.load_split(packaged, "test", tmp_path / "data", allow_download=False)
+    assert data.labels[:8].tolist() == FIRST_LABELS["test"]
+    assert not (tmp_path / "data").exists(), "nothing is copied or downloaded"
+
+
+def test_a_data_set_must_name_all_four_files() -> None:
+    with pytest.raises(ValueError, match="digests must name exactly"):
+        Dataset("Broken", "broken", {"train-images-idx3-ubyte": "0" * 64}, mirrors=())
+
+
+@pytest.mark.parametrize("network", sorted(REGISTRY))
+def test_every_networks_data_set_loads_from_the_data_directory(network: str) -> None:
+    dataset = REGISTRY[network].dataset
+    for split, size in SIZES.items():
+        data = datasets.load_split(dataset, split, ROOT_DIR, allow_download=False)
+        assert len(data) == size
+        assert data.images.shape[1:] == REGISTRY[network].input_shape[1:]
+        assert int(data.labels.max()) == len(REGISTRY[network].labels) - 1

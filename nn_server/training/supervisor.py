@@ -1,10 +1,12 @@
 """Starting the trainer process from a worker, and recording how it ended.
 
 Sanic workers are daemonic processes started with *spawn*, which may not have
-``multiprocessing`` children, so training runs as ``python -m nn_server.trainer`` in its
-own session (a Ctrl-C meant for the server does not reach it half-way through a write).
-The worker takes ``train.lock`` first and passes the locked descriptor to the trainer;
-a second request, in any worker, finds the lock taken and gets 409.
+``multiprocessing`` children, so training runs as ``python -m nn_server.training.trainer``
+in its own session (a Ctrl-C meant for the server does not reach it half-way through a
+write). The worker takes ``train.lock`` first, passes the locked descriptor to the trainer
+and writes the trainer's pid into the lock; a second request, in any worker, finds the lock
+taken and gets 409. The trainer writes its own status; the reaper writes one only for a
+trainer that died without a word.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Supervisor:
     def command(self, network: str, lock_fd: int) -> list[str]:
         cfg = self.config
         cmd = [
-            sys.executable, "-m", "nn_server.trainer", "--network", network,
+            sys.executable, "-m", "nn_server.training.trainer", "--network", network,
             "--state-dir", str(cfg.state_dir), "--lock-fd", str(lock_fd),
         ]
         if cfg.data_dir is not None:
@@ -61,12 +63,6 @@ class Supervisor:
                 f"{title} is already training; follow it at /{network}/train/status"
             )
         try:
-            previous = state.read_status()
-            state.write_status({
-                "state": "training", "progress": None, "error": None, "stage": "starting",
-                "accuracy": previous.get("accuracy"), "datetime": previous.get("datetime"),
-                "pid": None, "started": time.strftime(DATETIME_FORMAT), "finished": None,
-            })
             # The trainer should use the machine (the workers were limited to one thread) and
             # MXNet's threaded engine, which overlaps work in a training step.
             env = {
@@ -77,11 +73,11 @@ class Supervisor:
                 *self.command(network, fd), pass_fds=(fd,), start_new_session=True,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, env=env,
             )
-            # Known at once, so that a server stopping in the next second can stop it too
-            # (the trainer rewrites the status itself once MXNet has loaded).
-            state.write_status({**state.read_status(), "pid": process.pid})
+            # Known at once, so that a status read or a server stopping in the next second
+            # finds the trainer before it has written anything itself.
+            state.name_holder(fd, process.pid)
         except Exception as exc:
-            state.mark_failed(state.read_status(), f"could not start the trainer: {exc}")
+            record_failure(state, f"could not start the trainer: {exc}")
             raise
         finally:
             # The trainer holds its own copy of the descriptor, and with it the lock.
@@ -97,7 +93,7 @@ class Supervisor:
         written its verdict is only exiting, so it is worth a moment's wait."""
         for _ in range(LOCK_RETRIES):
             fd = state.try_lock()
-            if fd is not None or state.read_status().get("state") == "training":
+            if fd is not None or state.read_status().is_training:
                 return fd
             await asyncio.sleep(LOCK_RETRY_S)
         return state.try_lock()
@@ -113,17 +109,20 @@ class Supervisor:
         returncode = await process.wait()
         if returncode == 0:
             return
-        if not state.trainer_running() and state.read_status().get("state") == "training":
-            state.mark_failed(state.read_status(), describe_exit(returncode))
+        if not state.trainer_running() and state.read_status().is_training:
+            record_failure(state, describe_exit(returncode))
         log.warning("trainer process %d: %s", process.pid, describe_exit(returncode))
 
 
 def stop_trainers(config: Config, networks: list[str]) -> None:
     """SIGTERM any trainer still running when the server stops (it records 'stopped')."""
     for network in networks:
-        state = NetworkState.of(config.state_dir, network)
-        status = state.read_status()
-        pid = status.get("pid")
-        if status.get("state") == "training" and isinstance(pid, int) and state.is_training():
+        pid = NetworkState.of(config.state_dir, network).lock_holder()
+        if pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
+
+
+def record_failure(state: NetworkState, reason: str) -> None:
+    """Write the verdict for a trainer that could not write its own."""
+    state.write_status(state.read_status().failed(reason, time.strftime(DATETIME_FORMAT)))

@@ -1,0 +1,197 @@
+"""The training status: every transition, the file round trip, what a reader derives from
+the lock (without writing), and the one type behind the route and the OpenAPI schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nn_server import openapi
+from nn_server.networks import REGISTRY
+from nn_server.state import NetworkState
+from nn_server.training.status import Progress, TrainingStatus
+
+NOW = "2026-12-01 10:00:00"
+LATER = "2026-12-01 10:05:00"
+PROGRESS = Progress.at(2, 8, 100, 469, 0.05, 0.98, 31.2)
+
+
+def test_progress_knows_its_fraction_and_time_left() -> None:
+    assert PROGRESS.fraction == pytest.approx((469 + 100) / (8 * 469))
+    assert PROGRESS.eta_s == pytest.approx(31.2 * (1 - PROGRESS.fraction) / PROGRESS.fraction)
+    done = Progress.at(1, 1, 10, 10, 0.1, 0.9, 5.0)
+    assert (done.fraction, done.eta_s) == (1.0, 0.0)
+    assert Progress.from_json(PROGRESS.to_json()).epoch == 2
+
+
+def test_a_training_runs_from_idle_through_progress_to_finished() -> None:
+    idle = TrainingStatus(accuracy="99.57", datetime="2026-11-27 23:21:21")
+    assert (idle.state, idle.is_training) == ("idle", False)
+    starting = idle.starting(4242, NOW)
+    assert (starting.state, starting.stage, starting.pid, starting.started) == (
+        "training", "starting", 4242, NOW)
+    assert (starting.accuracy, starting.datetime) == ("99.57", "2026-11-27 23:21:21"), (
+        "the last result stays until a new one replaces it")
+    staged = starting.staged("loading MNIST")
+    assert staged.stage == "loading MNIST" and staged.is_training
+    running = staged.progressed(PROGRESS)
+    assert (running.stage, running.progress) == ("training", PROGRESS)
+    done = running.finished_with("99.61", LATER, LATER)
+    assert (done.state, done.stage, done.accuracy, done.datetime, done.finished) == (
+        "idle", "finished", "99.61", LATER, LATER)
+    assert done.pid is None and done.error is None
+    assert done.progress == PROGRESS, "the last progress is kept, for the final figures"
+
+
+def test_a_failed_training_keeps_the_last_result() -> None:
+    running = TrainingStatus(accuracy="99.57", datetime=NOW).starting(7, NOW)
+    failed = running.failed("training failed: MemoryError", LATER)
+    assert (failed.state, failed.error, failed.finished, failed.pid) == (
+        "failed", "training failed: MemoryError", LATER, None)
+    assert (failed.accuracy, failed.datetime) == ("99.57", NOW)
+    again = failed.starting(8, LATER)
+    assert again.error is None and again.is_training, "a new training clears the old error"
+
+
+def test_statuses_are_frozen_values() -> None:
+    status = TrainingStatus()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.state = "training"  # type: ignore[misc]
+
+
+def test_the_file_form_round_trips() -> None:
+    status = TrainingStatus(accuracy="99.57", datetime=NOW).starting(7, NOW).progressed(PROGRESS)
+    data = json.loads(json.dumps(status.to_json()))
+    back = TrainingStatus.from_json(data)
+    assert back.to_json() == status.to_json()
+    assert back.progress is not None and back.progress.epoch == 2
+
+
+@pytest.mark.parametrize("data", [
+    {"state": "exploded"}, {"state": "training", "progress": {"epoch": 1}},
+    {"state": "idle", "progress": "half"},
+])
+def test_a_file_that_is_not_a_status_is_refused(data: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        TrainingStatus.from_json(data)
+
+
+# -- what a reader reports, from the file and the lock -------------------------------------
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> NetworkState:
+    network = NetworkState.of(tmp_path, "lenet")
+    network.root.mkdir(parents=True)
+    return network
+
+
+@pytest.fixture
+def held_lock(state: NetworkState) -> Iterator[int]:
+    """``train.lock`` held by another process (as a trainer holds it), its pid written."""
+    fd = state.try_lock()
+    assert fd is not None
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.stdin.read()"],
+        stdin=subprocess.PIPE, pass_fds=(fd,),
+    )
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+
+
+def test_no_status_file_describes_the_served_weights(state: NetworkState) -> None:
+    assert state.status() == TrainingStatus()
+    state.write_status(TrainingStatus(accuracy="99.57", datetime=NOW))
+    assert state.status().accuracy == "99.57"
+
+
+def test_a_trainer_that_died_is_reported_failed_without_writing(state: NetworkState) -> None:
+    state.write_status(TrainingStatus().starting(999_999, NOW))
+    written = state.status_path.read_bytes()
+    reported = state.status()
+    assert reported.state == "failed" and "999999" in (reported.error or "")
+    assert state.status_path.read_bytes() == written, "reading never writes"
+
+
+def test_a_started_trainer_is_reported_before_it_writes(
+    state: NetworkState, held_lock: int
+) -> None:
+    state.write_status(TrainingStatus(accuracy="99.57", datetime=NOW))
+    state.name_holder(held_lock, 4242)
+    reported = state.status()
+    assert (reported.state, reported.stage, reported.pid) == ("training", "starting", 4242)
+    assert state.read_status().state == "idle", "the file is left as it was"
+
+
+def test_a_trainer_handing_back_is_trusted(state: NetworkState, held_lock: int) -> None:
+    """The trainer clears its pid, writes its verdict, then lets go of the lock: in between,
+    the verdict is what readers report."""
+    state.name_holder(held_lock, None)
+    state.write_status(TrainingStatus().starting(1, NOW).finished_with("99.6", LATER, LATER))
+    assert state.status().state == "idle"
+    state.write_status(TrainingStatus().starting(1, NOW))
+    assert state.status().state == "training", "a live trainer with its pid cleared"
+
+
+@pytest.fixture
+def read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file system refuses every write, as a read-only mount does (root ignores a
+    directory's mode, so the refusal is made where files are opened)."""
+    real_open = os.open
+
+    def refusing_open(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND):
+            raise PermissionError(30, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    def refusing(*args: object, **kwargs: object) -> None:
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    monkeypatch.setattr(os, "replace", refusing)
+    monkeypatch.setattr(os, "mkdir", refusing)
+    monkeypatch.setattr("tempfile.mkstemp", refusing)
+
+
+@pytest.mark.parametrize("written", [
+    None, TrainingStatus(accuracy="99.57", datetime=NOW),
+    TrainingStatus().starting(999_999, NOW),  # a dead trainer: reported, not recorded
+    TrainingStatus().starting(1, NOW).failed("out of memory", LATER),
+])
+def test_a_read_only_state_directory_still_answers(
+    tmp_path: Path, written: TrainingStatus | None, request: pytest.FixtureRequest
+) -> None:
+    state = NetworkState.of(tmp_path, "lenet")
+    state.root.mkdir(parents=True)
+    if written is not None:
+        state.write_status(written)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in state.root.iterdir())
+    request.getfixturevalue("read_only")
+    reported = state.status()
+    assert reported.state == (written.state if written and written.pid != 999_999 else
+                              "failed" if written else "idle")
+    assert not state.trainer_running() and not state.is_training()
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in state.root.iterdir()) == before
+
+
+def test_the_route_and_the_openapi_schema_come_from_one_type() -> None:
+    document = openapi.document(REGISTRY.values())
+    schema = document["components"]["schemas"]["TrainingStatus"]
+    fields = {f.name for f in dataclasses.fields(TrainingStatus)}
+    assert set(schema["properties"]) == fields | {"weights_version"}
+    assert set(schema["required"]) == set(schema["properties"])
+    assert schema["properties"]["state"] == {"enum": ["idle", "training", "failed"]}
+    progress = schema["properties"]["progress"]["anyOf"][0]
+    assert set(progress["properties"]) == {f.name for f in dataclasses.fields(Progress)}
