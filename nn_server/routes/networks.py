@@ -67,7 +67,9 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
     async def about(request: Request) -> HTTPResponse:
         return json(described)
 
-    @bp.get(f"/{name}/train", name=f"{name}_train")
+    # ctx_changes_state marks the routes that change what the server does (training,
+    # serving a version): only they need an admin and a same-site browser.
+    @bp.get(f"/{name}/train", name=f"{name}_train", ctx_changes_state=True)
     async def train(request: Request) -> HTTPResponse:
         refuse_while_training()
         supervisor: Supervisor = request.app.ctx.supervisor
