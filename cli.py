@@ -4,7 +4,9 @@
     python cli.py [host:port]                        menu, that server
     python cli.py [host:port] list_nn                the server's networks
     python cli.py [host:port] lenet classify [FILE]  classify FILE (no FILE: pick one of images/)
-    python cli.py [host:port] lenet status|about|train
+    python cli.py [host:port] lenet status|about|train|versions
+    python cli.py [host:port] lenet serve VERSION             serve that version (rollback)
+    python cli.py [host:port] lenet export VERSION FILE.onnx  save that version as ONNX
 
 Credentials: --user/--password, or NN_USER/NN_PASSWORD (default test_nn/lenet).
 HTTPS: --https (system CAs), --cafile ssl/cert.pem (trust that certificate), --insecure.
@@ -50,11 +52,17 @@ from nn_sdk import (
     NNError,
     TrainingStarted,
     TrainingStatus,
+    Versions,
     default_host,
 )
 
 LIST_NETWORKS = "list_nn"
-OPERATIONS = ("classify", "status", "about", "train")
+OPERATIONS = ("classify", "status", "about", "train", "versions", "serve", "export")
+# What each operation takes after it: classify an optional file, serve a version, export a
+# version and a file; the rest nothing.
+ARGUMENTS = {"classify": (0, 1), "serve": (1, 1), "export": (2, 2)}
+# The menu's choices; serving happens from the versions table.
+MENU_OPERATIONS = ("classify", "status", "about", "train", "versions")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 IMAGES_DIR = Path(__file__).resolve().with_name("images")
 # host:port, optionally with a scheme: "127.0.0.1:5000", "https://nn.local:8443", "[::1]:80"
@@ -84,6 +92,7 @@ class Command:
     network: str | None = None
     operation: str | None = None
     file: Path | None = None
+    version: str | None = None
     user: str = DEFAULT_USER
     password: str = DEFAULT_PASSWORD
     verify: bool | str = True
@@ -160,19 +169,22 @@ def parse(argv: Sequence[str]) -> Command:
         timeout=args.timeout, wait=args.wait, poll_interval=args.poll_interval,
         images_dir=args.images,
     )
-    network, operation, file = _target(words)
-    return replace(command, network=network, operation=operation, file=file)
+    network, operation, arguments = _target(words)
+    version = arguments[0] if operation in ("serve", "export") else None
+    files = arguments[1:] if version is not None else arguments
+    return replace(command, network=network, operation=operation, version=version,
+                   file=Path(files[0]) if files else None)
 
 
-def _target(words: list[str]) -> tuple[str | None, str | None, Path | None]:
-    """network, operation and file from the positional words (after any host:port)."""
+def _target(words: list[str]) -> tuple[str | None, str | None, list[str]]:
+    """network, operation and its arguments from the positional words (after host:port)."""
     if not words:
-        return None, None, None
+        return None, None, []
     network, rest = words[0], words[1:]
     if network == LIST_NETWORKS:
         if rest:
             raise UsageError(f"{LIST_NETWORKS} takes no operation, got {' '.join(rest)!r}")
-        return network, None, None
+        return network, None, []
     if not rest:
         raise UsageError(
             f"missing operation after {network!r}: choose one of {', '.join(OPERATIONS)}"
@@ -182,11 +194,13 @@ def _target(words: list[str]) -> tuple[str | None, str | None, Path | None]:
         raise UsageError(
             f"unknown operation {operation!r}: choose one of {', '.join(OPERATIONS)}"
         )
-    if extra and operation != "classify":
-        raise UsageError(f"{operation} takes no file, got {' '.join(extra)!r}")
-    if len(extra) > 1:
-        raise UsageError("classify takes one file")
-    return network, operation, Path(extra[0]) if extra else None
+    least, most = ARGUMENTS.get(operation, (0, 0))
+    if not least <= len(extra) <= most:
+        wanted = {"classify": "at most one file", "serve": "a version",
+                  "export": "a version and a file name"}.get(operation, "nothing")
+        got = f", got {' '.join(extra)!r}" if extra else ""
+        raise UsageError(f"{operation} takes {wanted}{got}")
+    return network, operation, extra
 
 
 # -- act ----------------------------------------------------------------------------------
@@ -202,8 +216,27 @@ class ClassifiedImage:
     labels: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Served:
+    """``serve``: the network now serves this version."""
+
+    network: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Exported:
+    """``export``: a version saved as an ONNX model."""
+
+    network: str
+    version: str
+    path: Path
+    size: int
+
+
 Outcome = (
-    tuple[NetworkSummary, ...] | NetworkInfo | TrainingStarted | TrainingStatus | ClassifiedImage
+    tuple[NetworkSummary, ...] | NetworkInfo | TrainingStarted | TrainingStatus
+    | ClassifiedImage | Versions | Served | Exported
 )
 
 
@@ -234,6 +267,15 @@ async def act(client: NNClient, command: Command) -> Outcome:
         return await client.status(network)
     if operation == "about":
         return await client.about(network)
+    if operation == "versions":
+        return await client.versions(network)
+    if operation == "serve":
+        assert command.version is not None
+        return Served(network, await client.serve(command.version, network))
+    if operation == "export":
+        assert command.version is not None and command.file is not None
+        path = await client.export_onnx(command.version, command.file, network)
+        return Exported(network, command.version, path, path.stat().st_size)
     return await client.train(network)
 
 
@@ -277,7 +319,34 @@ def render(outcome: Outcome, *, color: bool) -> RenderableType:
         return render_training_started(outcome)
     if isinstance(outcome, TrainingStatus):
         return render_status(outcome)
+    if isinstance(outcome, Versions):
+        return render_versions(outcome)
+    if isinstance(outcome, Served):
+        return Text.assemble(f"{outcome.network} now serves ",
+                             (outcome.version, "bold green"), " (every worker within a second)")
+    if isinstance(outcome, Exported):
+        return Text(f"{outcome.network} version {outcome.version} saved as ONNX: "
+                    f"{_display(outcome.path)} ({outcome.size:,} bytes)")
     return render_classification(outcome, color=color)
+
+
+def render_versions(versions: Versions) -> RenderableType:
+    """The versions, newest first, the served one marked."""
+    table = Table(title=f"Versions of {versions.network}", title_justify="left")
+    for column in ("#", "", "version", "accuracy", "trained", "epochs", "source", "note"):
+        table.add_column(column, justify="right" if column in ("#", "epochs") else "left")
+    for number, v in enumerate(versions.versions, 1):
+        note = "served" if v.served else "rollback" if v.version == versions.previous else ""
+        if not v.promoted:
+            note = f"not promoted: {v.reason}" if v.reason else "not promoted"
+        table.add_row(
+            str(number), Text("▶", style="bold green") if v.served else "",
+            Text(v.version, style="bold green" if v.served else ""),
+            "—" if v.accuracy is None else f"{v.accuracy:.2f} %",
+            "—" if v.datetime is None else f"{v.datetime:%Y-%m-%d %H:%M}",
+            "—" if v.epochs is None else str(v.epochs), v.source or "", note,
+        )
+    return table
 
 
 def render_networks(networks: Sequence[NetworkSummary]) -> RenderableType:
@@ -537,7 +606,17 @@ def render_training_result(status: TrainingStatus, network: str) -> RenderableTy
     if status.state == "failed":
         return Text(f"Training of {network} failed: {status.error or 'no reason given'}",
                     style="bold red")
-    return Group(Text(f"Training of {network} finished.", style="bold green"),
+    if status.promoted is False:
+        return Group(
+            Text(f"Training of {network} finished, but its result is NOT served: "
+                 f"{status.reason or 'it was less accurate than the served weights'}.",
+                 style="bold yellow"),
+            Text(f"It is kept as version {status.version}; serve it anyway with "
+                 f"`{network} serve {status.version}`.", style="yellow"),
+            render_status(status, network),
+        )
+    served = f" Now serving version {status.version}." if status.version else ""
+    return Group(Text(f"Training of {network} finished.{served}", style="bold green"),
                  render_status(status, network))
 
 
@@ -580,7 +659,7 @@ class Menu:
             self.screen.show(Text(f"Choose 1–{len(names)} or a name.", style="yellow"))
 
     def network_menu(self, network: str) -> None:
-        choices = {str(i): op for i, op in enumerate(OPERATIONS, 1)}
+        choices = {str(i): op for i, op in enumerate(MENU_OPERATIONS, 1)}
         while True:
             line = Text.assemble((f"{network}: ", "bold"))
             for key, op in choices.items():
@@ -591,7 +670,7 @@ class Menu:
             if answer.lower() in ("b", "back"):
                 return
             operation = choices.get(answer, answer)
-            if operation not in OPERATIONS:
+            if operation not in MENU_OPERATIONS:
                 self.screen.show(Text(f"Unknown operation {answer!r}.", style="yellow"))
                 continue
             try:
@@ -612,10 +691,28 @@ class Menu:
                 self.screen, self.client, network, self.command.poll_interval, start=True
             ))
             self.screen.show(render_training_result(status, network))
+        elif operation == "versions":
+            self.versions(network)
         else:
             command = replace(self.command, network=network, operation=operation)
             self.screen.show(render(self.runner.run(act(self.client, command)),
                                     color=self.screen.color))
+
+
+    def versions(self, network: str) -> None:
+        """The versions table, then serve one of them by its number (Enter: back)."""
+        versions = self.runner.run(self.client.versions(network))
+        self.screen.show(render_versions(versions))
+        while True:
+            answer = self.screen.ask("Number of a version to serve (Enter goes back):")
+            if not answer or answer.lower() in ("b", "back"):
+                return
+            if answer.isdigit() and 1 <= int(answer) <= len(versions.versions):
+                chosen = versions.versions[int(answer) - 1].version
+                served = self.runner.run(self.client.serve(chosen, network))
+                self.screen.show(render(Served(network, served), color=self.screen.color))
+                return
+            self.screen.show(Text(f"Choose 1–{len(versions.versions)}.", style="yellow"))
 
 
 def run_menu(screen: Screen, command: Command) -> int:

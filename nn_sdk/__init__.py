@@ -31,6 +31,7 @@ from nn_sdk._exceptions import (
     AuthenticationError,
     BadRequest,
     ConnectError,
+    LocalFileError,
     NNError,
     NotFound,
     PayloadTooLarge,
@@ -44,11 +45,15 @@ from nn_sdk._exceptions import (
 from nn_sdk._images import SUPPORTED_FORMATS, ImageInput, image_format
 from nn_sdk._models import (
     Classification,
+    EpochResult,
+    LabelProbability,
     NetworkInfo,
     NetworkSummary,
     TrainingProgress,
     TrainingStarted,
     TrainingStatus,
+    Version,
+    Versions,
 )
 
 __version__ = "0.1.0"
@@ -64,7 +69,10 @@ __all__ = [
     "BadRequest",
     "Classification",
     "ConnectError",
+    "EpochResult",
     "ImageInput",
+    "LabelProbability",
+    "LocalFileError",
     "NNClient",
     "NNError",
     "NetworkInfo",
@@ -83,6 +91,8 @@ __all__ = [
     "TransportError",
     "UnsupportedMedia",
     "VerifyTypes",
+    "Version",
+    "Versions",
     "__version__",
     "default_base_url",
     "default_host",

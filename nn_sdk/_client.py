@@ -10,9 +10,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import TracebackType
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from yarl import URL
@@ -31,6 +32,7 @@ from nn_sdk._exceptions import (
     APIError,
     AuthenticationError,
     ConnectError,
+    LocalFileError,
     PayloadTooLarge,
     ProtocolError,
     TimeoutException,
@@ -44,6 +46,7 @@ from nn_sdk._models import (
     NetworkSummary,
     TrainingStarted,
     TrainingStatus,
+    Versions,
     networks_from_json,
 )
 
@@ -133,14 +136,62 @@ class NNClient:
         data = await self._request("GET", f"/{_segment(network)}/about")
         return NetworkInfo.from_json(data, network)
 
-    async def train(self, network: str = DEFAULT_NETWORK) -> TrainingStarted:
+    async def train(
+        self,
+        network: str = DEFAULT_NETWORK,
+        *,
+        epochs: int | None = None,
+        promote: Literal["better", "always"] = "better",
+    ) -> TrainingStarted:
         """Start training ``network`` in the background; returns at once.
 
+        The result is served only if it is at least as accurate as the served weights
+        (``promote="better"``), or anyway (``promote="always"``); the final status says
+        which (``promoted``, ``reason``). ``epochs`` overrides the network's recipe.
         Raises ``TrainingInProgress`` if it is training already. Follow it with
         :meth:`status` or :meth:`wait_for_training`.
         """
-        data = await self._request("GET", f"/{_segment(network)}/train")
+        query: dict[str, str] = {"promote": promote} if promote != "better" else {}
+        if epochs is not None:
+            query["epochs"] = str(epochs)
+        path = f"/{_segment(network)}/train"
+        if query:
+            path += "?" + urlencode(query)
+        data = await self._request("GET", path)
         return TrainingStarted.from_json(data, network)
+
+    async def versions(self, network: str = DEFAULT_NETWORK) -> Versions:
+        """Every kept version of ``network``'s weights, newest first, the served one marked."""
+        data = await self._request("GET", f"/{_segment(network)}/versions")
+        return Versions.from_json(data, network)
+
+    async def serve(self, version: str, network: str = DEFAULT_NETWORK) -> str:
+        """Serve ``version`` from now on (a rollback, or promoting a result by hand); every
+        worker of the server follows within its reload interval. Returns the version.
+        Raises ``NotFound`` for a version the server does not keep."""
+        data = await self._request(
+            "POST", f"/{_segment(network)}/versions/{_segment(version)}/serve"
+        )
+        served = data.get("served")
+        if not isinstance(served, str):
+            raise ProtocolError(f"the serve answer names no version: {dict(data)!r:.200}")
+        return served
+
+    async def export_onnx(
+        self, version: str, path: str | os.PathLike[str], network: str = DEFAULT_NETWORK
+    ) -> Path:
+        """Save ``version`` as an ONNX model at ``path`` (input ``image``: float32
+        N×C×H×W in 0..1, the preprocessed image; output ``probabilities``). Returns the
+        path. A file that cannot be written raises ``LocalFileError``."""
+        data = await self._download(
+            f"/{_segment(network)}/versions/{_segment(version)}/onnx"
+        )
+        target = Path(path)
+        try:
+            target.write_bytes(data)
+        except OSError as exc:
+            raise LocalFileError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        return target
 
     async def status(self, network: str = DEFAULT_NETWORK) -> TrainingStatus:
         """The last training result, and live progress while training."""
@@ -148,13 +199,16 @@ class NNClient:
             return await self._status(session, network)
 
     async def classify(
-        self, image: ImageInput, network: str = DEFAULT_NETWORK
+        self, image: ImageInput, network: str = DEFAULT_NETWORK, *, top_k: int | None = None
     ) -> Classification:
         """Classify one image: a path, the file's bytes, a binary file object or a PIL image.
 
         The format (JPEG, PNG, BMP or TIFF) is checked before sending: ``UnsupportedMedia``.
+        ``top_k`` adds the k most probable labels as ``Classification.top``.
         """
-        payload = {"image": _base64(image_bytes(image))}
+        payload: dict[str, Any] = {"image": _base64(image_bytes(image))}
+        if top_k is not None:
+            payload["top_k"] = top_k
         data = await self._request("POST", f"/{_segment(network)}/classify", payload)
         return Classification.from_json(data)
 
@@ -302,19 +356,49 @@ class NNClient:
         *,
         expect_continue: bool = False,
     ) -> _JSON:
-        """Send one request; the only place aiohttp errors become ``NNError`` ones.
+        """Send one request and return its JSON object; raises the ``APIError`` for an
+        error status.
 
         ``expect_continue`` sends ``Expect: 100-continue`` and the body only once the
         server agrees: a body over its limit then gets a clean 413 instead of a reset
         connection (the server does not read what it refuses).
         """
+        status, body = await self._exchange(session, method, path, payload, expect_continue)
+        data = _decode(body)
+        if status >= 400:
+            raise error_for_status(status, data)
+        if data is None:
+            raise ProtocolError(
+                f"{method} {self.base_url}{path} answered {status} without a JSON object"
+            )
+        return data
+
+    async def _download(self, path: str) -> bytes:
+        """``GET path`` for a file; raises the ``APIError`` for an error status."""
+        async with self._borrow() as session:
+            status, body = await self._exchange(session, "GET", path, None, False,
+                                                accept="*/*")
+        if status >= 400:
+            raise error_for_status(status, _decode(body))
+        return body
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        payload: _JSON | None,
+        expect_continue: bool,
+        accept: str | None = None,
+    ) -> tuple[int, bytes]:
+        """One round trip: the only place aiohttp errors become ``NNError`` ones."""
         url = f"{self.base_url}{path}"
+        headers = {"Accept": accept} if accept else None
         try:
             async with session.request(
-                method, url, json=payload, expect100=expect_continue
+                method, url, json=payload, expect100=expect_continue, headers=headers
             ) as response:
-                status = response.status
-                body = await response.read()
+                return response.status, await response.read()
         except TimeoutError as exc:  # aiohttp's timeouts subclass TimeoutError
             raise TimeoutException(
                 f"{method} {url} took longer than {_describe(self.timeout)}"
@@ -339,12 +423,6 @@ class NNClient:
         except aiohttp.ClientError as exc:
             reason = str(exc) or type(exc).__name__
             raise ConnectError(f"{method} {url} failed: {reason}") from exc
-        data = _decode(body)
-        if status >= 400:
-            raise error_for_status(status, data)
-        if data is None:
-            raise ProtocolError(f"{method} {url} answered {status} without a JSON object")
-        return data
 
 
 def _decode(body: bytes) -> _JSON | None:

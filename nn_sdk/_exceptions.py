@@ -3,6 +3,7 @@
 ::
 
     NNError
+    ├── LocalFileError            a local file cannot be read (an image) or written (a model)
     ├── TransportError            the request did not get a usable answer
     │   ├── ConnectError          cannot connect (refused, unknown host, TLS failure)
     │   ├── TimeoutException      connecting or answering took too long
@@ -37,6 +38,11 @@ class NNError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class LocalFileError(NNError, OSError):
+    """A local file could not be read (an image to classify) or written (an exported
+    model); the message names it and says why. Also an ``OSError``, as it was before."""
 
 
 class TransportError(NNError):

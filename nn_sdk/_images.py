@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
-from nn_sdk._exceptions import UnsupportedMedia
+from nn_sdk._exceptions import LocalFileError, UnsupportedMedia
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -43,8 +43,8 @@ def image_format(data: bytes) -> str | None:
 def image_bytes(image: ImageInput) -> bytes:
     """The encoded file for ``image``; raises ``UnsupportedMedia`` for any other format.
 
-    A path is read (``OSError`` if it cannot be); a file object is read from its current
-    position; a PIL image is sent as PNG, losslessly.
+    A path is read (``LocalFileError`` if it cannot be); a file object is read from its
+    current position; a PIL image is sent as PNG, losslessly.
     """
     data, name = _read(image)
     if image_format(data) is None:
@@ -66,7 +66,10 @@ def image_name(image: ImageInput) -> str | None:
 def _read(image: Any) -> tuple[bytes, str | None]:
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        return path.read_bytes(), str(path)
+        try:
+            return path.read_bytes(), str(path)
+        except OSError as exc:
+            raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if isinstance(image, (bytes, bytearray, memoryview)):
         return bytes(image), None
     if _is_pil_image(image):

@@ -129,13 +129,30 @@ class TrainingProgress:
 
 
 @dataclass(frozen=True)
+class EpochResult:
+    """One finished epoch of a training: its mean training loss and accuracy (0..1)."""
+
+    epoch: int
+    loss: float | None = None
+    accuracy: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EpochResult:
+        return cls(epoch=_opt_int(data, "epoch") or 0, loss=_opt_float(data, "loss"),
+                   accuracy=_opt_float(data, "accuracy"))
+
+
+@dataclass(frozen=True)
 class TrainingStatus:
     """``status()``: the last successful training and what the network is doing now.
 
     ``accuracy`` is the test accuracy in percent and ``datetime`` when that training
     finished (both ``None`` if the server has no record). ``state`` is ``"idle"``,
     ``"training"`` or ``"failed"``; ``progress`` is set while training, ``error`` after a
-    failure. ``weights_version`` identifies the weights being served.
+    failure. ``weights_version`` identifies the weights being served. After a training,
+    ``version`` is the version it made and ``promoted`` whether that is what is served now;
+    if not, ``reason`` says why (it was less accurate than the served weights).
+    ``history`` holds each finished epoch's loss and accuracy.
     """
 
     accuracy: float | None
@@ -144,6 +161,10 @@ class TrainingStatus:
     progress: TrainingProgress | None = None
     error: str | None = None
     weights_version: str | None = None
+    version: str | None = None
+    promoted: bool | None = None
+    reason: str | None = None
+    history: tuple[EpochResult, ...] = field(default=(), repr=False)
 
     @property
     def is_training(self) -> bool:
@@ -154,6 +175,7 @@ class TrainingStatus:
         progress = data.get("progress")
         if not isinstance(progress, Mapping):
             progress = None
+        promoted = data.get("promoted")
         return cls(
             accuracy=_opt_float(data, "accuracy"),
             datetime=_opt_datetime(data, "datetime"),
@@ -161,6 +183,11 @@ class TrainingStatus:
             progress=None if progress is None else TrainingProgress.from_json(progress),
             error=_opt_str(data, "error"),
             weights_version=_opt_str(data, "weights_version"),
+            version=_opt_str(data, "version"),
+            promoted=promoted if isinstance(promoted, bool) else None,
+            reason=_opt_str(data, "reason"),
+            history=tuple(EpochResult.from_json(e) for e in _opt_list(data, "history")
+                          if isinstance(e, Mapping)),
         )
 
     @classmethod
@@ -182,6 +209,8 @@ class Classification:
     probabilities: tuple[float, ...] = field(default=(), repr=False)
     weights_version: str | None = None
     number: str | None = field(default=None, repr=False)
+    top: tuple[LabelProbability, ...] = field(default=(), repr=False)
+    """The k most probable labels, most probable first, when asked for with ``top_k``."""
 
     @classmethod
     def from_json(
@@ -199,6 +228,63 @@ class Classification:
             probabilities=tuple(float(p) for p in _opt_list(data, "probabilities")),
             weights_version=_opt_str(data, "weights_version") or weights_version,
             number=number,
+            top=tuple(LabelProbability(_str(entry, "label"), _opt_float(entry, "probability")
+                                       or 0.0)
+                      for entry in _opt_list(data, "top") if isinstance(entry, Mapping)),
+        )
+
+
+@dataclass(frozen=True)
+class LabelProbability:
+    """One of ``Classification.top``: a label and its probability."""
+
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Version:
+    """One kept version of a network's weights (``versions()``)."""
+
+    version: str
+    accuracy: float | None = None
+    datetime: dt.datetime | None = None
+    epochs: int | None = None
+    duration_s: float | None = None
+    served: bool = False
+    promoted: bool = True
+    reason: str | None = None
+    source: str | None = None
+    added: dt.datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Version:
+        return cls(
+            version=_str(data, "version"), accuracy=_opt_float(data, "accuracy"),
+            datetime=_opt_datetime(data, "datetime"), epochs=_opt_int(data, "epochs"),
+            duration_s=_opt_float(data, "duration_s"), served=data.get("served") is True,
+            promoted=data.get("promoted") is not False, reason=_opt_str(data, "reason"),
+            source=_opt_str(data, "source"), added=_opt_datetime(data, "added"),
+        )
+
+
+@dataclass(frozen=True)
+class Versions:
+    """``versions()``: every kept version, newest first, and which one is served."""
+
+    network: str
+    served: str | None
+    versions: tuple[Version, ...]
+    previous: str | None = None
+    """The version served before the current one: what a rollback would serve."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], network: str) -> Versions:
+        return cls(
+            network=network, served=_opt_str(data, "served"),
+            versions=tuple(Version.from_json(v) for v in _opt_list(data, "versions")
+                           if isinstance(v, Mapping)),
+            previous=_opt_str(data, "previous"),
         )
 
 

@@ -26,15 +26,20 @@ from nn_server.body import check_length
 from nn_server.config import Config
 from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable, TooManyAttempts
 from nn_server.metrics import WorkerMetrics
-from nn_server.routes import health_blueprint, metrics_blueprint, networks_blueprint
+from nn_server.routes import (
+    health_blueprint,
+    metrics_blueprint,
+    networks_blueprint,
+    versions_blueprint,
+)
 from nn_server.routes.health import PUBLIC_PATHS
-from nn_server.routes.metrics import PATH as METRICS_PATH
 from nn_server.serving import Models
 from nn_server.training.supervisor import Supervisor
 
 App = Sanic[Any, Any]
 
 APP_NAME = "nn_server"
+JSON = "application/json"
 WORKER_HEADER = "X-NN-Worker"
 MAX_PENDING_CHECKS = 16
 """Password checks (~50 ms each) a worker queues before answering 429."""
@@ -49,6 +54,7 @@ def create_app(config: Config) -> App:
     app.ctx.config = config
     app.blueprint(health_blueprint())
     app.blueprint(networks_blueprint(config))
+    app.blueprint(versions_blueprint(config))
     app.blueprint(metrics_blueprint())
 
     @app.before_server_start
@@ -163,11 +169,16 @@ async def limit_body(request: Request) -> None:
 
 
 async def check_accept(request: Request) -> None:
-    """406 unless the client accepts JSON, the only thing we answer with."""
+    """406 unless the client accepts what the route answers with: JSON, except where the
+    route says otherwise (``ctx_answers``: the metrics' text, an ONNX file)."""
     accept = request.headers.get("accept", "").strip()
-    if request.path == METRICS_PATH:  # Prometheus's text format, whatever it asks for
+    if not accept:
         return
-    if accept and not request.accept.match("application/json"):
+    route = request.route
+    media = getattr(route.ctx, "answers", JSON) if route is not None else JSON
+    if media != JSON:  # one format only; errors are still JSON
+        return
+    if not request.accept.match(JSON):
         raise NotAcceptable(f"answers are application/json; Accept was {accept!r}")
 
 

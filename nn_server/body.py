@@ -43,12 +43,17 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         body += chunk
         if len(body) > limit:
             refuse_body(request, limit)
+    return parse_object(bytes(body), 'such as {"image": "<base64>"}')
+
+
+def parse_object(body: bytes, example: str = "") -> dict[str, Any]:
+    """A request body that must be one JSON object; 400 otherwise."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not valid JSON") from None
     if not isinstance(payload, dict):
-        raise InvalidRequest('the body must be a JSON object such as {"image": "<base64>"}')
+        raise InvalidRequest(f"the body must be a JSON object {example}".strip())
     return payload
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MB = 1024 * 1024
+KEEP_VERSIONS = 5
 PACKAGE_ROOT = Path(__file__).resolve().parent
 # In a source checkout ``ssl/`` sits beside the package (the spec's layout); an installed
 # package keeps its certificate in the state directory instead.
@@ -59,6 +60,9 @@ class Config:
     """Train on the first N digits only (``NN_TRAIN_SUBSET``), for quick tests."""
     test_subset: int | None = None
     """Evaluate on the first N test digits only (``NN_TEST_SUBSET``)."""
+    keep_versions: int = KEEP_VERSIONS
+    """Versions kept per network (``NN_KEEP_VERSIONS``); the served one and the one before
+    it are never pruned."""
     train_threads: int = len(os.sched_getaffinity(0))
     """CPU threads the trainer may use (``NN_TRAIN_THREADS``)."""
     reload_interval_s: float = 0.5
@@ -99,6 +103,7 @@ class Config:
             train_epochs=reader.optional_integer("NN_TRAIN_EPOCHS"),
             train_subset=reader.optional_integer("NN_TRAIN_SUBSET"),
             test_subset=reader.optional_integer("NN_TEST_SUBSET"),
+            keep_versions=reader.integer("NN_KEEP_VERSIONS", cls.keep_versions),
             train_threads=reader.integer("NN_TRAIN_THREADS", cls.train_threads),
             reload_interval_s=reader.number("NN_RELOAD_S", cls.reload_interval_s),
             max_batch=reader.integer("NN_MAX_BATCH", cls.max_batch),

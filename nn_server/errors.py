@@ -4,6 +4,7 @@
     └── ApiError                     a domain error: subclasses fix status_code and quiet
         ├── InvalidRequest       400  bad JSON, missing/non-string "image", bad base64
         ├── AuthRequired         401  with WWW-Authenticate
+        ├── NotFound             404  no such version (Sanic's own NotFound: no such route)
         ├── NotAcceptable        406  Accept excludes application/json
         ├── TrainingInProgress   409  a training is already running
         ├── BodyTooLarge         413  over NN_MAX_BODY
@@ -46,6 +47,10 @@ class InvalidRequest(ApiError):
 class AuthRequired(ApiError):
     status_code = 401
     headers = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}  # noqa: RUF012
+
+
+class NotFound(ApiError):
+    status_code = 404
 
 
 class NotAcceptable(ApiError):

@@ -14,9 +14,12 @@ from typing import Any
 
 from nn_server import __version__
 from nn_server.networks import Network
+from nn_server.state import Version
 from nn_server.training.status import TrainingStatus
 
 JSON = "application/json"
+TOP_K = {"type": "integer", "minimum": 1,
+         "description": "Add the k most probable labels as top (1 to the number of labels)"}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -49,6 +52,8 @@ def schema_of_type(hint: Any) -> dict[str, Any]:
     args = typing.get_args(hint)
     if origin is typing.Literal:
         return {"enum": list(args)}
+    if origin in (tuple, list):
+        return {"type": "array", "items": schema_of_type(args[0])}
     if origin in (types.UnionType, typing.Union):
         options = [schema_of_type(a) for a in args if a is not type(None)]
         nullable = type(None) in args
@@ -65,6 +70,16 @@ def error(description: str) -> dict[str, Any]:
     return ok(description, ref("Error"))
 
 
+TRAINING_PARAMETERS = [
+    {"name": "epochs", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+     "description": "Epochs to train (default: the network's recipe)"},
+    {"name": "promote", "in": "query", "required": False,
+     "schema": {"enum": ["better", "always"], "default": "better"},
+     "description": "Serve the result only if at least as accurate (better), or always"},
+]
+VERSION_PARAMETER = {"name": "version", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
 COMMON_ERRORS = {
     "401": error("Missing or wrong HTTP Basic credentials (WWW-Authenticate: Basic)"),
     "406": error("Accept excludes application/json"),
@@ -83,8 +98,13 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
         }},
         f"{base}/train": {"get": {
             "tags": tag, "summary": f"Start training {cls.title} in the background",
+            "description": "The result is served only if it is at least as accurate as "
+                           "the served weights on the same test images (promote=better), "
+                           "or anyway (promote=always); it is kept as a version either way.",
+            "parameters": TRAINING_PARAMETERS,
             "responses": {
                 "200": ok("Training started (answers at once)", ref("TrainingStarted")),
+                "400": error("Bad epochs or promote"),
                 "409": error("A training is already running"),
                 "503": training_503, **COMMON_ERRORS,
             },
@@ -111,6 +131,31 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
                              "(seed-compatible mode)"),
                 **COMMON_ERRORS,
             },
+        }},
+        f"{base}/versions": {"get": {
+            "tags": tag, "summary": f"Every kept version of {cls.title}, newest first",
+            "responses": {"200": ok("The versions; the served one is marked",
+                                    ref("VersionList")), **COMMON_ERRORS},
+        }},
+        f"{base}/versions/{{version}}/serve": {"post": {
+            "tags": tag, "summary": "Serve this version (rollback and manual promotion)",
+            "description": "Every worker answers with it within NN_RELOAD_S + 1 s.",
+            "parameters": [VERSION_PARAMETER],
+            "responses": {"200": ok("Now served", ref("Served")),
+                          "404": error("No such version"), **COMMON_ERRORS},
+        }},
+        f"{base}/versions/{{version}}/onnx": {"get": {
+            "tags": tag, "summary": "This version as an ONNX model",
+            "description": "Input image: float32 N×C×H×W, the preprocessed image in 0..1 "
+                           "(the normalisation is inside the graph); output probabilities: "
+                           "N×classes.",
+            "parameters": [VERSION_PARAMETER],
+            "responses": {"200": {"description": "The ONNX model (Content-Disposition names "
+                                                 "the file)",
+                                  "content": {"application/octet-stream": {"schema": {
+                                      "type": "string", "format": "binary"}}}},
+                          "404": error("No such version"),
+                          "500": error("The export failed"), **COMMON_ERRORS},
         }},
     }
 
@@ -174,10 +219,19 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
                     "weights_version": {"type": ["string", "null"]},
                 }),
                 "ClassifyOne": {"type": "object", "required": ["image"], "properties": {
-                    "image": {**string, "contentEncoding": "base64"}}},
+                    "image": {**string, "contentEncoding": "base64"}, "top_k": TOP_K}},
                 "ClassifyMany": {"type": "object", "required": ["images"], "properties": {
                     "images": {"type": "array", "minItems": 1, "maxItems": 1024,
-                               "items": {**string, "contentEncoding": "base64"}}}},
+                               "items": {**string, "contentEncoding": "base64"}},
+                    "top_k": TOP_K}},
+                "Version": schema_of(Version),
+                "VersionList": {"type": "object", "required": ["served", "versions"],
+                                "properties": {
+                    "served": {"type": ["string", "null"]},
+                    "previous": {"type": ["string", "null"]},
+                    "versions": {"type": "array", "items": ref("Version")}}},
+                "Served": {"type": "object", "required": ["served"], "properties": {
+                    "served": string, "previous": {"type": ["string", "null"]}}},
                 "Classification": {
                     "type": "object", "required": ["label", "index", "confidence"],
                     "properties": {
@@ -185,6 +239,10 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
                         "number": {**string, "description": "LeNet only: the digit"},
                         "confidence": {"type": "number"},
                         "probabilities": {"type": "array", "items": {"type": "number"}},
+                        "top": {"type": "array", "items": {
+                            "type": "object", "required": ["label", "probability"],
+                            "properties": {"label": string,
+                                           "probability": {"type": "number"}}}},
                         "weights_version": string,
                     }},
                 "Classifications": {

@@ -1,8 +1,11 @@
 """The state directory: what every worker, the trainer and the next server start agree on.
 
     <state_dir>/<network>/
-        current.json        which weights are served: {"weights", "version", "accuracy", "datetime"}
-        weights/<v>.params  trained weights, named by content version, with <v>.json records
+        current.json        which version is served, and the one before it (the rollback)
+        weights/<v>.params  every kept version, named by content hash, with <v>.json (its
+                            record: accuracy, recipe, where it came from, whether it was
+                            promoted) and <v>.onnx (its ONNX export)
+        pointer.lock        serialises moves of current.json
         status.json         the training status (``TrainingStatus``), temp file + rename
         train.lock          flock held by the running trainer for its whole life; holds its pid
 
@@ -22,18 +25,25 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from nn_server.config import KEEP_VERSIONS
 from nn_server.records import DATETIME_FORMAT, read_record, weights_version, write_atomic
 from nn_server.training.status import TrainingStatus
 
-KEEP_WEIGHTS = 3
-"""Older trained weights are pruned beyond this many (the served one is always kept)."""
+# Versions kept per network by default (``NN_KEEP_VERSIONS``): older ones are pruned, but
+# never the served one nor the one served before it (the rollback).
+VERSION_LENGTH = 12
 
 
 class StateError(RuntimeError):
     """The state directory is unusable (no weights to seed it with, unwritable, ...)."""
+
+
+class UnknownVersion(LookupError):
+    """No such version of this network is kept."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,30 @@ class Pointer:
     version: str
     accuracy: str | None
     datetime: str | None
+    previous: str | None = None
+    """The version served before this one: what a rollback goes back to."""
+
+
+@dataclass(frozen=True)
+class Version:
+    """One set of weights kept in ``weights/``, as ``GET /<net>/versions`` lists it."""
+
+    version: str
+    accuracy: str | None
+    """Test accuracy in percent, as the training that made it measured it."""
+    datetime: str | None
+    """When it was trained."""
+    epochs: int | None
+    duration_s: float | None
+    added: str
+    """When it joined this state directory."""
+    source: str
+    """``shipped`` (came with the package), ``seed`` (NN_SEED_WEIGHTS) or ``trained``."""
+    promoted: bool
+    """Whether it passed the promotion rule (at least as accurate as what was served)."""
+    reason: str | None
+    """Why it was not promoted."""
+    served: bool
 
 
 @dataclass(frozen=True)
@@ -51,10 +85,11 @@ class NetworkState:
     """One network's corner of the state directory."""
 
     root: Path
+    keep: int = KEEP_VERSIONS
 
     @classmethod
-    def of(cls, state_dir: Path, network: str) -> NetworkState:
-        return cls(Path(state_dir) / network)
+    def of(cls, state_dir: Path, network: str, keep: int = KEEP_VERSIONS) -> NetworkState:
+        return cls(Path(state_dir) / network, keep)
 
     @property
     def pointer_path(self) -> Path:
@@ -72,51 +107,107 @@ class NetworkState:
     def weights_dir(self) -> Path:
         return self.root / "weights"
 
-    # -- weights --------------------------------------------------------------------------
+    def weights_of(self, version: str) -> Path:
+        """The weights file of a kept ``version``; raises ``UnknownVersion``."""
+        path = self.weights_dir / f"{version}.params"
+        if not is_version(version) or not path.is_file():
+            raise UnknownVersion(version)
+        return path
 
-    def seed(self, weights: Path | None) -> bool:
+    def onnx_of(self, version: str) -> Path:
+        """Where the ONNX export of ``version`` lives (it may not exist yet)."""
+        return self.weights_of(version).with_suffix(".onnx")
+
+    # -- versions -------------------------------------------------------------------------
+
+    def seed(self, weights: Path | None, source: str = "shipped") -> bool:
         """Start serving ``weights`` unless this network already serves something; whether
         it serves anything now (False: no weights, so the network answers 503)."""
         if self.pointer() is not None:
             return True
         if weights is None or not Path(weights).is_file():
             return False
-        self.install(Path(weights))
+        self.serve(self.add(Path(weights), source=source))
         return True
 
-    def install(self, weights: Path) -> Pointer:
-        """Copy ``weights`` (and its record) into ``weights/`` and point the servers at it.
-
-        The copy lands under its version name first; only then does ``current.json`` move,
-        atomically, so a worker that follows the pointer always finds complete weights.
-        """
+    def add(self, weights: Path, *, source: str, promoted: bool = True,
+            reason: str | None = None) -> str:
+        """Keep ``weights`` (with its record and ONNX export, when they are beside it) as a
+        version in ``weights/``, without serving it; its version."""
         version = weights_version(weights)
-        record = read_record(weights)
-        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        record = {
+            **read_record(weights), "added": time.strftime(DATETIME_FORMAT),
+            "source": source, "promoted": promoted, "reason": reason,
+        }
         target = self.weights_dir / f"{version}.params"
         if not target.exists():
             write_atomic(target, Path(weights).read_bytes())
+        onnx = Path(weights).with_suffix(".onnx")
+        if onnx.is_file() and not target.with_suffix(".onnx").exists():
+            write_atomic(target.with_suffix(".onnx"), onnx.read_bytes())
         write_atomic(target.with_suffix(".json"), json.dumps(record, indent=2).encode())
-        pointer = Pointer(target, version, record.get("accuracy"), record.get("datetime"))
-        write_atomic(
-            self.pointer_path,
-            json.dumps({
-                "weights": target.name, "version": version,
-                "accuracy": pointer.accuracy, "datetime": pointer.datetime,
-            }).encode(),
-        )
-        self._prune(keep=target)
+        return version
+
+    def serve(self, version: str) -> Pointer:
+        """Point every worker at ``version`` (they follow within ``NN_RELOAD_S``); the
+        version served until now becomes the rollback. Raises ``UnknownVersion``.
+
+        The weights are complete on disk before ``current.json`` moves, atomically, so a
+        worker that follows the pointer always finds what it points to.
+        """
+        target = self.weights_of(version)
+        record = read_record(target)
+        with self._pointer_lock():
+            current = self.pointer()
+            previous = None
+            if current is not None:
+                previous = current.version if current.version != version else current.previous
+            pointer = Pointer(target, version, record.get("accuracy"), record.get("datetime"),
+                              previous)
+            write_atomic(self.pointer_path, json.dumps({
+                "weights": target.name, "version": version, "accuracy": pointer.accuracy,
+                "datetime": pointer.datetime, "previous": previous,
+            }).encode())
+            self._prune(pointer)
         return pointer
+
+    def install(self, weights: Path, source: str = "trained") -> Pointer:
+        """Keep ``weights`` as a version and serve it."""
+        return self.serve(self.add(weights, source=source))
+
+    def versions(self) -> list[Version]:
+        """Every kept version, newest first."""
+        pointer = self.pointer()
+        served = pointer.version if pointer else None
+        found = []
+        for path in self.weights_dir.glob("*.params"):
+            record = read_record(path)
+            order = _mtime_ns(path.with_suffix(".json"))
+            epochs, duration = record.get("epochs"), record.get("duration_s")
+            found.append((Version(
+                version=path.stem, accuracy=_text(record.get("accuracy")),
+                datetime=_text(record.get("datetime")),
+                epochs=epochs if isinstance(epochs, int) else None,
+                duration_s=float(duration) if isinstance(duration, int | float) else None,
+                added=_text(record.get("added")) or self._stamp(path),
+                source=_text(record.get("source")) or "trained",
+                promoted=record.get("promoted") is not False,
+                reason=_text(record.get("reason")), served=path.stem == served,
+            ), order))
+        # Newest first: by when each was added, then by its record's write (same second).
+        return [v for v, _ in sorted(found, key=lambda f: (f[0].added, f[1]), reverse=True)]
 
     def pointer(self) -> Pointer | None:
         """The weights to serve now, or None before the directory is seeded."""
         try:
             data = json.loads(self.pointer_path.read_text())
+            previous = data.get("previous")
             return Pointer(
                 self.weights_dir / str(data["weights"]), str(data["version"]),
                 data.get("accuracy"), data.get("datetime"),
+                previous if isinstance(previous, str) else None,
             )
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def pointer_signature(self) -> tuple[int, int, int] | None:
@@ -127,12 +218,28 @@ class NetworkState:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
-    def _prune(self, keep: Path) -> None:
-        trained = sorted(self.weights_dir.glob("*.params"), key=lambda p: p.stat().st_mtime)
-        for old in trained[:-KEEP_WEIGHTS]:
-            if old != keep:
-                old.unlink(missing_ok=True)
-                old.with_suffix(".json").unlink(missing_ok=True)
+    @contextlib.contextmanager
+    def _pointer_lock(self) -> Iterator[None]:
+        """Serialises moves of the pointer (a trainer installing, a user serving another
+        version), so that neither loses the other's rollback."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / "pointer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _prune(self, pointer: Pointer) -> None:
+        """Keep the newest ``keep`` versions, and always the served one and the previous."""
+        protected = {pointer.version, pointer.previous}
+        kept = 0
+        for version in self.versions():
+            kept += 1
+            if kept <= self.keep or version.version in protected:
+                continue
+            for suffix in (".params", ".json", ".onnx"):
+                (self.weights_dir / f"{version.version}{suffix}").unlink(missing_ok=True)
 
     # -- training status ------------------------------------------------------------------
 
@@ -223,6 +330,22 @@ class NetworkState:
     def trainer_running(self) -> bool:
         """Whether a trainer holds ``train.lock``."""
         return self.lock_holder() is not None
+
+
+def is_version(text: str) -> bool:
+    """Whether ``text`` looks like a version: 12 lowercase hex digits (a content hash)."""
+    return len(text) == VERSION_LENGTH and all(c in "0123456789abcdef" for c in text)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def trainer_died(pid: object) -> str:

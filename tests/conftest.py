@@ -253,6 +253,14 @@ def shipped_server() -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
+def lifecycle_server() -> Iterator[LiveServer]:
+    """Development mode, LeNet on its shipped weights, and trained by the SDK and CLI
+    lifecycle tests: a quick training is always worse, so it is kept but not served."""
+    with start_server("-d", "127.0.0.1:0", env={"NN_SEED_WEIGHTS": str(SHIPPED)}) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
 def prod_server() -> Iterator[LiveServer]:
     """The server in production mode (two worker processes) on 127.0.0.1, a free port."""
     with start_server("127.0.0.1:0", "--workers", "2") as live:

@@ -16,7 +16,7 @@ import pytest
 from nn_server import openapi
 from nn_server.networks import REGISTRY
 from nn_server.state import NetworkState
-from nn_server.training.status import Progress, TrainingStatus
+from nn_server.training.status import Epoch, Progress, TrainingStatus
 
 NOW = "2026-12-01 10:00:00"
 LATER = "2026-12-01 10:05:00"
@@ -42,12 +42,25 @@ def test_a_training_runs_from_idle_through_progress_to_finished() -> None:
     staged = starting.staged("loading MNIST")
     assert staged.stage == "loading MNIST" and staged.is_training
     running = staged.progressed(PROGRESS)
-    assert (running.stage, running.progress) == ("training", PROGRESS)
-    done = running.finished_with("99.61", LATER, LATER)
+    assert (running.stage, running.progress, running.history) == ("training", PROGRESS, ())
+    end_of_epoch = Progress.at(2, 8, 469, 469, 0.04, 0.985, 40.0)
+    running = running.progressed(end_of_epoch)
+    assert running.history == (Epoch(2, 0.04, 0.985),), "each finished epoch is kept"
+    done = running.finished_with("99.61", LATER, LATER, version="0123456789ab", promoted=True)
     assert (done.state, done.stage, done.accuracy, done.datetime, done.finished) == (
         "idle", "finished", "99.61", LATER, LATER)
+    assert (done.version, done.promoted, done.reason) == ("0123456789ab", True, None)
     assert done.pid is None and done.error is None
-    assert done.progress == PROGRESS, "the last progress is kept, for the final figures"
+    assert done.progress == end_of_epoch, "the last progress is kept, for the final figures"
+    assert done.starting(9, LATER).history == (), "a new training starts a new curve"
+
+
+def test_a_training_that_is_not_promoted_says_why() -> None:
+    done = TrainingStatus(accuracy="99.57").starting(1, NOW).finished_with(
+        "53.60", LATER, LATER, version="0123456789ab", promoted=False,
+        reason="53.60 % < 99.57 % of the served weights")
+    assert done.state == "idle" and done.promoted is False and "99.57 %" in (done.reason or "")
+    assert TrainingStatus.from_json(done.to_json()) == done
 
 
 def test_a_failed_training_keeps_the_last_result() -> None:
@@ -139,7 +152,8 @@ def test_a_trainer_handing_back_is_trusted(state: NetworkState, held_lock: int) 
     """The trainer clears its pid, writes its verdict, then lets go of the lock: in between,
     the verdict is what readers report."""
     state.name_holder(held_lock, None)
-    state.write_status(TrainingStatus().starting(1, NOW).finished_with("99.6", LATER, LATER))
+    state.write_status(TrainingStatus().starting(1, NOW).finished_with(
+        "99.6", LATER, LATER, version="0123456789ab", promoted=True))
     assert state.status().state == "idle"
     state.write_status(TrainingStatus().starting(1, NOW))
     assert state.status().state == "training", "a live trainer with its pid cleared"
@@ -195,3 +209,5 @@ def test_the_route_and_the_openapi_schema_come_from_one_type() -> None:
     assert schema["properties"]["state"] == {"enum": ["idle", "training", "failed"]}
     progress = schema["properties"]["progress"]["anyOf"][0]
     assert set(progress["properties"]) == {f.name for f in dataclasses.fields(Progress)}
+    epoch = schema["properties"]["history"]["items"]
+    assert set(epoch["properties"]) == {f.name for f in dataclasses.fields(Epoch)}

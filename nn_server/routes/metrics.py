@@ -15,7 +15,7 @@ PATH = "/metrics"
 def metrics_blueprint() -> Blueprint:
     bp = Blueprint("metrics")
 
-    @bp.get(PATH, name="metrics")
+    @bp.get(PATH, name="metrics", ctx_answers="text/plain")
     async def scrape(request: Request) -> HTTPResponse:
         models: Models = request.app.ctx.models
         state_dir = request.app.ctx.config.state_dir

@@ -11,18 +11,20 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from nn_server.body import read_json
+from nn_server.body import parse_object, read_json
 from nn_server.config import Config
 from nn_server.errors import InvalidRequest, Unavailable, error_body, status_of
 from nn_server.networks import REGISTRY, Network, Prediction
 from nn_server.serving import Models
 from nn_server.state import NetworkState
 from nn_server.training.status import TrainingStatus
-from nn_server.training.supervisor import Supervisor
+from nn_server.training.supervisor import Supervisor, TrainingRequest
 
 # Images per batch request. The body limit bounds a request too; this keeps one request
 # from holding a worker for seconds (1,024 digits take ~0.2 s).
 MAX_BATCH = 1024
+MAX_EPOCHS = 100
+"""Most epochs a train request may ask for."""
 
 
 def networks_blueprint(config: Config) -> Blueprint:
@@ -73,7 +75,7 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
     async def train(request: Request) -> HTTPResponse:
         refuse_while_training()
         supervisor: Supervisor = request.app.ctx.supervisor
-        pid = await supervisor.start(name, title)
+        pid = await supervisor.start(name, title, training_request(request))
         return json({
             "text": f"Training of {title} started.", "state": "training", "pid": pid,
             "status_url": f"/{name}/train/status",
@@ -92,13 +94,14 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
         models: Models = request.app.ctx.models
         if not models.is_ready(name):
             raise Unavailable(f"{title} has no weights loaded; train it or try again shortly")
+        top_k = top_k_of(payload, cls)
         if "images" in payload and "image" not in payload:
-            return json(await classify_many(models, cls, images_of(payload)))
+            return json(await classify_many(models, cls, images_of(payload), top_k))
         outcome = await models.classify(name, [image_of(payload)])
         result = outcome.results[0]
         if not isinstance(result, Prediction):
             raise result
-        return json({**cls.answer(result), "weights_version": outcome.version})
+        return json({**render(cls, result, top_k), "weights_version": outcome.version})
 
 
 def status_answer(status: TrainingStatus, weights_version: str | None) -> dict[str, Any]:
@@ -109,20 +112,28 @@ def status_answer(status: TrainingStatus, weights_version: str | None) -> dict[s
     }
 
 
-def render(cls: type[Network], result: Prediction | Exception) -> dict[str, Any]:
-    if isinstance(result, Prediction):
-        return cls.answer(result)
-    return error_body(result, status_of(result))
+def render(cls: type[Network], result: Prediction | Exception,
+           top_k: int | None = None) -> dict[str, Any]:
+    if not isinstance(result, Prediction):
+        return error_body(result, status_of(result))
+    answer = cls.answer(result)
+    if top_k is not None:
+        ranked = sorted(range(len(result.probabilities)),
+                        key=lambda i: result.probabilities[i], reverse=True)
+        answer["top"] = [{"label": cls.labels[i], "probability": result.probabilities[i]}
+                         for i in ranked[:top_k]]
+    return answer
 
 
 async def classify_many(
-    models: Models, cls: type[Network], images: list[bytes | InvalidRequest]
+    models: Models, cls: type[Network], images: list[bytes | InvalidRequest],
+    top_k: int | None = None,
 ) -> dict[str, Any]:
     """The batch form: every image answered in its own slot, bad ones with their error."""
     decoded = [image for image in images if isinstance(image, bytes)]
     outcome = await models.classify(cls.name, decoded) if decoded else None
     answers = iter(outcome.results if outcome else [])
-    results = [render(cls, image if isinstance(image, InvalidRequest) else next(answers))
+    results = [render(cls, image if isinstance(image, InvalidRequest) else next(answers), top_k)
                for image in images]
     answer: dict[str, Any] = {"labels": [r.get("label") for r in results]}
     if cls.label_key is not None:  # LeNet's "numbers", beside its answers' "number"
@@ -131,6 +142,41 @@ async def classify_many(
         **answer, "results": results,
         "weights_version": outcome.version if outcome else models.versions()[cls.name],
     }
+
+
+def top_k_of(payload: dict[str, Any], cls: type[Network]) -> int | None:
+    """``"top_k": k`` asks for the k most probable labels (1 to the number of labels)."""
+    if "top_k" not in payload:
+        return None
+    k = payload["top_k"]
+    classes = len(cls.labels)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= classes:
+        raise InvalidRequest(f'"top_k" must be a whole number from 1 to {classes}, not {k!r}')
+    return k
+
+
+def training_request(request: Request) -> TrainingRequest:
+    """``?epochs=N&promote=always`` (or the same keys in a POST's JSON body)."""
+    query = request.get_args(keep_blank_values=True)  # "?promote=" is a bad value, not none
+    options: dict[str, Any] = {key: query.get(key) for key in query}
+    if request.method == "POST" and request.body:
+        options.update(parse_object(request.body))
+    unknown = set(options) - {"epochs", "promote"}
+    if unknown:
+        raise InvalidRequest(f"unknown training option(s): {', '.join(sorted(unknown))}; "
+                             "use epochs and promote")
+    epochs = options.get("epochs")
+    if epochs is not None:
+        if isinstance(epochs, str) and epochs.isdigit():
+            epochs = int(epochs)
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or \
+                not 1 <= epochs <= MAX_EPOCHS:
+            raise InvalidRequest(
+                f'"epochs" must be a whole number from 1 to {MAX_EPOCHS}, not {epochs!r}')
+    promote = options.get("promote", "better")
+    if promote not in ("better", "always"):
+        raise InvalidRequest(f'"promote" must be "better" or "always", not {promote!r}')
+    return TrainingRequest(epochs=epochs, promote=promote)
 
 
 def image_of(payload: dict[str, Any]) -> bytes:

@@ -22,6 +22,7 @@ import mxnet as mx
 import numpy as np
 
 from nn_server import datasets
+from nn_server.export import export_onnx
 from nn_server.networks import Network, Recipe, network_class
 from nn_server.records import DATETIME_FORMAT, READABLE, weights_version, write_atomic
 from nn_server.training.data import Batches
@@ -107,6 +108,8 @@ def train_network(
         os.replace(tmp, weights)
     finally:
         Path(tmp).unlink(missing_ok=True)
+    stage("exporting to ONNX")
+    export_onnx(cls, weights, weights.with_suffix(".onnx"))
     record: dict[str, Any] = {
         "network": cls.name,
         "accuracy": f"{result.test_accuracy * 100:.2f}",
@@ -129,14 +132,19 @@ def train_network(
     return record
 
 
-def evaluate_weights(
-    network: str, weights: Path | None, data_dir: Path | None, allow_download: bool = True
-) -> float:
-    """Test-set accuracy (0..1) of saved weights, through the serving network's own loader."""
-    cls = network_class(network)
+def score(cls: type[Network], weights: Path | None, test: datasets.Split) -> float:
+    """Accuracy (0..1) of saved weights on ``test``, loaded as the server loads them."""
     net = cls()
     net.initialize(weights)
     assert net.block is not None
-    test = datasets.load_split(cls.dataset, "test", data_dir, allow_download=allow_download)
     return evaluate(net.block, Batches(test, EVAL_BATCH, cls.normalize, shuffle=False),
                     net.device)
+
+
+def evaluate_weights(
+    network: str, weights: Path | None, data_dir: Path | None, allow_download: bool = True
+) -> float:
+    """Test-set accuracy (0..1) of saved weights (default: the shipped ones)."""
+    cls = network_class(network)
+    test = datasets.load_split(cls.dataset, "test", data_dir, allow_download=allow_download)
+    return score(cls, weights, test)

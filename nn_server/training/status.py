@@ -69,6 +69,19 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Epoch:
+    """One finished epoch of a training: its mean loss and accuracy (for the curves)."""
+
+    epoch: int
+    loss: float
+    accuracy: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "loss": round(self.loss, 5),
+                "accuracy": round(self.accuracy, 5)}
+
+
+@dataclass(frozen=True)
 class TrainingStatus:
     """A network's training state, with the seed's keys (``accuracy``, ``datetime``: the
     last successful training, as strings) kept first."""
@@ -87,6 +100,15 @@ class TrainingStatus:
     """The trainer process, while one runs."""
     started: str | None = None
     finished: str | None = None
+    history: tuple[Epoch, ...] = ()
+    """The current (or last) training's finished epochs."""
+    version: str | None = None
+    """The version the last successful training made (served or not)."""
+    promoted: bool | None = None
+    """Whether that version is served: it was at least as accurate as the served weights,
+    or the training asked for ``promote=always``."""
+    reason: str | None = None
+    """Why it was not promoted, with both accuracies."""
 
     # -- transitions --------------------------------------------------------------------
 
@@ -94,20 +116,25 @@ class TrainingStatus:
         """A trainer has been started (the last result stays until a new one replaces it)."""
         return dataclasses.replace(
             self, state="training", stage="starting", progress=None, error=None, pid=pid,
-            started=now, finished=None,
+            started=now, finished=None, history=(),
         )
 
     def staged(self, stage: str) -> TrainingStatus:
         return dataclasses.replace(self, stage=stage)
 
     def progressed(self, progress: Progress) -> TrainingStatus:
-        return dataclasses.replace(self, stage="training", progress=progress)
+        history = self.history
+        if progress.batch == progress.batches:  # an epoch ended
+            history = (*history, Epoch(progress.epoch, progress.loss, progress.accuracy))
+        return dataclasses.replace(self, stage="training", progress=progress, history=history)
 
-    def finished_with(self, accuracy: str, datetime: str, now: str) -> TrainingStatus:
-        """The training succeeded: its result becomes the last result."""
+    def finished_with(self, accuracy: str, datetime: str, now: str, *, version: str,
+                      promoted: bool, reason: str | None = None) -> TrainingStatus:
+        """The training succeeded: its result becomes the last result, served or not."""
         return dataclasses.replace(
             self, state="idle", stage="finished", error=None, accuracy=accuracy,
-            datetime=datetime, pid=None, finished=now,
+            datetime=datetime, pid=None, finished=now, version=version, promoted=promoted,
+            reason=reason,
         )
 
     def failed(self, reason: str, now: str) -> TrainingStatus:
@@ -125,6 +152,7 @@ class TrainingStatus:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["progress"] = None if self.progress is None else self.progress.to_json()
+        data["history"] = [epoch.to_json() for epoch in self.history]
         return data
 
     @classmethod
@@ -136,6 +164,7 @@ class TrainingStatus:
                 raise ValueError(f"unknown state {state!r}")
             progress = data.get("progress")
             pid = data.get("pid")
+            promoted = data.get("promoted")
             return cls(
                 accuracy=_text(data.get("accuracy")), datetime=_text(data.get("datetime")),
                 state=state, stage=_text(data.get("stage")),
@@ -143,6 +172,13 @@ class TrainingStatus:
                 error=_text(data.get("error")),
                 pid=int(pid) if isinstance(pid, int) and not isinstance(pid, bool) else None,
                 started=_text(data.get("started")), finished=_text(data.get("finished")),
+                history=tuple(
+                    Epoch(int(e["epoch"]), float(e["loss"]), float(e["accuracy"]))
+                    for e in data.get("history") or ()
+                ),
+                version=_text(data.get("version")),
+                promoted=promoted if isinstance(promoted, bool) else None,
+                reason=_text(data.get("reason")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a training status: {exc}") from None

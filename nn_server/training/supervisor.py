@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from nn_server.config import Config
 from nn_server.errors import TrainingInProgress
@@ -31,6 +32,15 @@ LOCK_RETRIES = 20
 LOCK_RETRY_S = 0.05
 
 
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a train request may choose: the epochs (None: the recipe's, or NN_TRAIN_EPOCHS)
+    and whether the result is served only if at least as accurate (``better``) or anyway."""
+
+    epochs: int | None = None
+    promote: Literal["better", "always"] = "better"
+
+
 @dataclass
 class Supervisor:
     """Starts trainers for this worker and keeps a reference to each until it exits."""
@@ -38,24 +48,28 @@ class Supervisor:
     config: Config
     waiters: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def command(self, network: str, lock_fd: int) -> list[str]:
+    def command(self, network: str, lock_fd: int, request: TrainingRequest) -> list[str]:
         cfg = self.config
         cmd = [
             sys.executable, "-m", "nn_server.training.trainer", "--network", network,
             "--state-dir", str(cfg.state_dir), "--lock-fd", str(lock_fd),
+            "--promote", request.promote, "--keep", str(cfg.keep_versions),
         ]
         if cfg.data_dir is not None:
             cmd += ["--data-dir", str(cfg.data_dir)]
-        if cfg.train_epochs is not None:
-            cmd += ["--epochs", str(cfg.train_epochs)]
+        epochs = request.epochs if request.epochs is not None else cfg.train_epochs
+        if epochs is not None:
+            cmd += ["--epochs", str(epochs)]
         if cfg.train_subset is not None:
             cmd += ["--train-subset", str(cfg.train_subset)]
         if cfg.test_subset is not None:
             cmd += ["--test-subset", str(cfg.test_subset)]
         return cmd
 
-    async def start(self, network: str, title: str) -> int:
+    async def start(self, network: str, title: str,
+                    request: TrainingRequest | None = None) -> int:
         """Start training ``network``; its pid. Raises ``TrainingInProgress`` (409)."""
+        request = request or TrainingRequest()
         state = NetworkState.of(self.config.state_dir, network)
         fd = await self.take_lock(state)
         if fd is None:
@@ -70,7 +84,7 @@ class Supervisor:
                 "MXNET_ENGINE_TYPE": TRAINING_ENGINE,
             }
             process = await asyncio.create_subprocess_exec(
-                *self.command(network, fd), pass_fds=(fd,), start_new_session=True,
+                *self.command(network, fd, request), pass_fds=(fd,), start_new_session=True,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, env=env,
             )
             # Known at once, so that a status read or a server stopping in the next second

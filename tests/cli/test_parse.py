@@ -71,8 +71,10 @@ def test_https_flags(tmp_path: Path) -> None:
         (["lenet"], "missing operation after 'lenet'"),
         (["lenet", "paint"], "unknown operation 'paint'"),
         (["list_nn", "about"], "list_nn takes no operation"),
-        (["lenet", "status", "x.png"], "status takes no file"),
-        (["lenet", "classify", "a.png", "b.png"], "classify takes one file"),
+        (["lenet", "status", "x.png"], "status takes nothing, got 'x.png'"),
+        (["lenet", "classify", "a.png", "b.png"], "classify takes at most one file"),
+        (["lenet", "serve"], "serve takes a version"),
+        (["lenet", "export", "0123456789ab"], "export takes a version and a file name"),
         (["host:99999", "list_nn"], "port out of range"),
         (["--cafile", "/no/such.pem"], "certificate file not found"),
         (["--cafile", __file__, "--insecure"], "contradict"),
@@ -88,14 +90,16 @@ def test_usage_error_is_one_line_and_exit_1() -> None:
     result = run_cli("lenet", "paint")
     assert result.code == 1 and result.out == ""
     assert result.err == (
-        "error: unknown operation 'paint': choose one of classify, status, about, train\n"
+        "error: unknown operation 'paint': choose one of classify, status, about, train, "
+        "versions, serve, export\n"
     )
 
 
 def test_command_builds_a_configured_client() -> None:
     client = Command(base_url="https://h:1", user="u", password="p", verify=False).client()
     assert (str(client.base_url), client.user) == ("https://h:1", "u")
-    assert cli.OPERATIONS == ("classify", "status", "about", "train")
+    assert cli.OPERATIONS == ("classify", "status", "about", "train", "versions", "serve",
+                              "export")
 
 
 def test_client_and_server_agree_on_this_machines_address() -> None:
@@ -103,3 +107,11 @@ def test_client_and_server_agree_on_this_machines_address() -> None:
     from nn_server.arguments import local_address as server_side
 
     assert client_side() == server_side()
+
+
+def test_serve_and_export_take_their_arguments() -> None:
+    serve = parse(["127.0.0.1:5000", "lenet", "serve", "0123456789ab"])
+    assert (serve.operation, serve.version, serve.file) == ("serve", "0123456789ab", None)
+    export = parse(["127.0.0.1:5000", "fashion", "export", "0123456789ab", "m.onnx"])
+    assert (export.network, export.version, export.file) == ("fashion", "0123456789ab",
+                                                              Path("m.onnx"))

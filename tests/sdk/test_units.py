@@ -16,6 +16,7 @@ from nn_sdk import (
     AuthenticationError,
     BadRequest,
     Classification,
+    LocalFileError,
     NetworkInfo,
     NetworkSummary,
     NNClient,
@@ -196,7 +197,7 @@ def test_wrong_input_types() -> None:
         image_bytes(io.StringIO("text"))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="cannot classify a int"):
         image_bytes(42)  # type: ignore[arg-type]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(LocalFileError, match=r"cannot read no/such/file\.png"):
         image_bytes("no/such/file.png")
 
 

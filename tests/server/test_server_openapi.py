@@ -19,7 +19,8 @@ def test_every_route_is_described(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(Sanic, "test_mode", True)  # allows a second app of the same name
     app = create_app(Config(state_dir=tmp_path))
     app.router.finalize()
-    routes = {(f"/{r.path}", method.lower()) for r in app.router.routes for method in r.methods
+    routes = {(re.sub(r"<(\w+):\w+>", r"{\1}", f"/{r.path}"), method.lower())
+              for r in app.router.routes for method in r.methods
               if method not in ("HEAD", "OPTIONS")}
     described = {(path, method) for path, item in document(REGISTRY.values())["paths"].items()
                  for method in item}

@@ -1,0 +1,96 @@
+"""Versions, per network: ``GET /<net>/versions`` (every kept version, the served one
+marked), ``POST /<net>/versions/<v>/serve`` (rollback and manual promotion are this one
+operation) and ``GET /<net>/versions/<v>/onnx`` (the version as an ONNX model)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, file, json
+
+from nn_server.config import Config
+from nn_server.errors import ApiError, NotFound
+from nn_server.networks import REGISTRY, Network
+from nn_server.state import NetworkState, UnknownVersion
+
+ONNX_MEDIA = "application/octet-stream"
+EXPORT_TIMEOUT_S = 300.0
+log = logging.getLogger("nn_server")
+
+
+class ExportFailed(ApiError):
+    status_code = 500
+
+
+def versions_blueprint(config: Config) -> Blueprint:
+    bp = Blueprint("versions")
+    for cls in REGISTRY.values():
+        add_version_routes(bp, cls, config)
+    return bp
+
+
+def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> None:
+    name = cls.name
+    state = NetworkState.of(config.state_dir, name, keep=config.keep_versions)
+    exports: dict[str, asyncio.Lock] = {}
+
+    def weights_of(version: str) -> Path:
+        try:
+            return state.weights_of(version)
+        except UnknownVersion:
+            raise NotFound(f"{cls.title} has no version {version!r}; see /{name}/versions") \
+                from None
+
+    @bp.get(f"/{name}/versions", name=f"{name}_versions")
+    async def versions(request: Request) -> HTTPResponse:
+        pointer = state.pointer()
+        return json({
+            "served": pointer.version if pointer else None,
+            "previous": pointer.previous if pointer else None,
+            "versions": [dataclasses.asdict(v) for v in state.versions()],
+        })
+
+    @bp.post(f"/{name}/versions/<version:str>/serve", name=f"{name}_serve",
+             ctx_changes_state=True)
+    async def serve(request: Request, version: str) -> HTTPResponse:
+        weights_of(version)
+        pointer = state.serve(version)
+        log.info("%s: version %s served on request (rollback: %s)", name, version,
+                 pointer.previous)
+        return json({"served": pointer.version, "previous": pointer.previous})
+
+    @bp.get(f"/{name}/versions/<version:str>/onnx", name=f"{name}_onnx",
+            ctx_answers=ONNX_MEDIA)
+    async def onnx(request: Request, version: str) -> HTTPResponse:
+        weights = weights_of(version)
+        target = weights.with_suffix(".onnx")
+        if not target.is_file():
+            async with exports.setdefault(version, asyncio.Lock()):
+                if not target.is_file():
+                    await export(cls, weights, target)
+        return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
+
+
+async def export(cls: type[Network], weights: Path, target: Path) -> None:
+    """Export in a process of its own: MXNet stays out of the worker."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nn_server.export", "--network", cls.name, str(weights),
+        str(target), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), EXPORT_TIMEOUT_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise ExportFailed("the ONNX export took too long; the server log has details") \
+            from None
+    if process.returncode != 0 or not target.is_file():
+        log.error("ONNX export of %s failed: %s", weights.name,
+                  stderr.decode(errors="replace")[-2000:])
+        raise ExportFailed("the ONNX export failed; the server log has the details")
