@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # MXNet loads only where a network is built: workers and the 
     from mxnet.gluon import HybridBlock
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
+CHECKOUT = Path(__file__).resolve().parents[2]
+"""The source checkout: where ``images/`` (the sample pictures) sits beside the package."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ class Network(ABC):
     """(channels, height, width) of one preprocessed input."""
     dataset: ClassVar[Dataset]
     recipe: ClassVar[Recipe]
+    samples: ClassVar[str | None] = None
+    """Where the network's sample pictures are, relative to the checkout (``"images"``);
+    file names start with the label's index (``7_pen.jpg``, ``4_coat.jpg``)."""
     label_key: ClassVar[str | None] = None
     """A second key the answers repeat the label under (LeNet: the original ``"number"``)."""
     mean: ClassVar[float] = 0.0
@@ -111,6 +116,15 @@ class Network(ABC):
     def shipped_record(cls) -> dict[str, Any]:
         """How the shipped weights were made (accuracy, command, recipe), or {}."""
         return read_record(cls.shipped_weights())
+
+    @classmethod
+    def sample_files(cls) -> list[Path]:
+        """The sample pictures (none in an installed package without the checkout)."""
+        if cls.samples is None or not (CHECKOUT / cls.samples).is_dir():
+            return []
+        suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+        return sorted(p for p in (CHECKOUT / cls.samples).iterdir()
+                      if p.is_file() and p.suffix.lower() in suffixes)
 
     @classmethod
     def normalize(cls, images: NDArray[np.uint8]) -> NDArray[np.float32]:

@@ -57,6 +57,7 @@ class LeNet(Network):
     )
     labels = tuple(str(d) for d in range(10))
     label_key = "number"  # the original contract's key: the digit, as a string
+    samples = "images"
     input_shape = (1, 28, 28)
     dataset = MNIST
     recipe = Recipe(
