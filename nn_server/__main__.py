@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     # best: no engine threads, and a third less overhead per call than the threaded one
     # (0.44 vs 0.67 ms for one image). The trainer is started with the threaded engine.
     os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
+    try:
+        metrics_dir = config.prepare_metrics()
+    except OSError as exc:
+        return fail(f"state directory {config.state_dir}: {exc}", EXIT_START)
     if not launch.dev:
         # Each worker is one of several processes on the CPUs: one math thread apiece keeps
         # them from fighting over cores (the trainer gets NN_TRAIN_THREADS instead).
@@ -94,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     from sanic.worker.loader import AppLoader
 
     from nn_server.app import create_app
-    from nn_server.metrics import SERVER_ID_ENV
-    from nn_server.metrics import folder as metrics_folder
     from nn_server.networks import REGISTRY
     from nn_server.state import NetworkState, StateError
     from nn_server.tls import self_signed, server_context
@@ -136,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
           f"{config.state_dir})", flush=True)
 
-    # Workers of this server publish their metrics under one folder named after it.
-    os.environ[SERVER_ID_ENV] = str(os.getpid())
     loader = AppLoader(factory=partial(create_app, config))
     app = loader.load()
     app.prepare(
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             Sanic.serve(primary=app, app_loader=loader)
     finally:
         stop_trainers(config, list(REGISTRY))
-        shutil.rmtree(metrics_folder(config.state_dir), ignore_errors=True)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -20,12 +20,11 @@ from typing import Any
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
-from nn_server import metrics
 from nn_server.auth import Authenticator
 from nn_server.body import check_length
 from nn_server.config import Config
 from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable, TooManyAttempts
-from nn_server.metrics import WorkerMetrics
+from nn_server.metrics import WorkerMetrics, forget
 from nn_server.routes import (
     health_blueprint,
     metrics_blueprint,
@@ -35,6 +34,7 @@ from nn_server.routes import (
 from nn_server.routes.health import PUBLIC_PATHS
 from nn_server.serving import Models
 from nn_server.training.supervisor import Supervisor
+from nn_server.workers import Watchdog, watch_parent
 
 App = Sanic[Any, Any]
 
@@ -65,11 +65,12 @@ def create_app(config: Config) -> App:
             app.ctx.auth_gate.executor, Authenticator.configured, config.users_file,
             config.users,
         )
+        app.ctx.metrics = WorkerMetrics()
         app.ctx.models = Models(
-            config.state_dir, config.max_batch, config.max_delay_ms, config.batching
+            config.state_dir, config.max_batch, config.max_delay_ms, config.batching,
+            on_batch=app.ctx.metrics.observe_batch,
         )
         app.ctx.supervisor = Supervisor(config)
-        app.ctx.metrics = WorkerMetrics()
 
         # Load the weights before this worker accepts a connection: the socket is shared,
         # so until then the other workers answer, and no client ever meets an empty worker.
@@ -79,22 +80,35 @@ def create_app(config: Config) -> App:
             log.exception("could not load weights at start-up; /ready answers 503 until then")
 
     @app.after_server_start
-    async def watch_weights(app: App) -> None:
-        app.ctx.watcher = asyncio.create_task(app.ctx.models.watch(config.reload_interval_s))
-        app.ctx.publisher = asyncio.create_task(publish_metrics(app))
+    async def watch(app: App) -> None:
+        app.ctx.tasks = [asyncio.create_task(app.ctx.models.watch(config.reload_interval_s))]
+        if hasattr(app, "multiplexer"):  # a production worker: it has a main process
+            app.ctx.tasks.append(asyncio.create_task(watch_parent(app.multiplexer.state._state)))
+
+    # In the production server's main process: replace workers that die.
+    @app.main_process_ready
+    async def watch_workers(app: App) -> None:
+        manager = getattr(app, "_manager", None)  # absent in the single-process server
+        if manager is not None:
+            app.ctx.watchdog = Watchdog(manager, on_death=forget)
+            app.ctx.watchdog.start()
+
+    @app.main_process_stop
+    async def unwatch_workers(app: App) -> None:
+        if getattr(app.ctx, "watchdog", None) is not None:
+            app.ctx.watchdog.stop.set()
 
     # After, not before, the server stops: Sanic first finishes the requests in flight
     # (its graceful shutdown), and those still need the batcher and the models.
     @app.after_server_stop
     async def teardown(app: App) -> None:
-        for task in (app.ctx.watcher, app.ctx.publisher):
+        for task in app.ctx.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app.ctx.models.close()
         await app.ctx.supervisor.close()
         app.ctx.auth_gate.executor.shutdown(wait=False, cancel_futures=True)
-        metrics.withdraw(config.state_dir)
 
     # Request middleware runs in registration order: refuse what we will not read, then
     # who you are, then what you accept.
@@ -133,17 +147,6 @@ class AuthGate:
             check.add_done_callback(lambda _: self.checks.pop(key, None))
         # shield: a client that hangs up must not cancel the check others are waiting on.
         return await asyncio.shield(check)
-
-
-async def publish_metrics(app: App) -> None:
-    """Share this worker's counts with the others every ``FLUSH_S`` (for ``/metrics``)."""
-    while True:
-        await asyncio.sleep(metrics.FLUSH_S)
-        try:
-            snapshot = app.ctx.metrics.snapshot(app.ctx.models.batch_sizes())
-            metrics.publish(app.ctx.config.state_dir, snapshot)
-        except OSError:
-            log.exception("could not publish metrics")
 
 
 async def start_clock(request: Request) -> None:

@@ -8,12 +8,15 @@ Sanic's spawned worker processes.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 MB = 1024 * 1024
 KEEP_VERSIONS = 5
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multi-process folder; it must be set before the library is imported."""
 PACKAGE_ROOT = Path(__file__).resolve().parent
 # In a source checkout ``ssl/`` sits beside the package (the spec's layout); an installed
 # package keeps its certificate in the state directory instead.
@@ -127,6 +130,15 @@ class Config:
             if candidate.name == f"{network}.params" and candidate.is_file():
                 return candidate
         return shipped
+
+    def prepare_metrics(self) -> Path:
+        """In the main process, before anything imports prometheus-client: an empty folder
+        for the metrics files of this server's processes, named after its main pid."""
+        path = self.state_dir / "metrics" / str(os.getpid())
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ[MULTIPROC_ENV] = str(path)
+        return path
 
     @property
     def tls_dir(self) -> Path:

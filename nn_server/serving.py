@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +47,15 @@ class Served:
     network: Network | None = None
     signature: tuple[int, int, int] | None = None
     batcher: MicroBatcher[bytes, Answer] | None = None
+    on_batch: Callable[[str, int], None] | None = None
 
     def classify_batch(self, images: Sequence[bytes]) -> list[Answer | ImageError]:
         """Runs on the inference thread: one forward pass with the weights of this moment."""
         network = self.network
         if network is None:
             raise LookupError(self.cls.name)
+        if self.on_batch is not None:
+            self.on_batch(self.cls.name, len(images))
         version = network.version or ""
         return [
             (r, version) if isinstance(r, Prediction) else r
@@ -76,6 +79,8 @@ class Models:
     max_batch: int = 64
     max_delay_ms: float = 0.0
     batching: bool = True
+    on_batch: Callable[[str, int], None] | None = None
+    """Told each forward pass's network and size (for the metrics)."""
     served: dict[str, Served] = field(default_factory=dict)
     inference: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="nn-inference")
@@ -86,7 +91,7 @@ class Models:
         # one worker per core it would oversubscribe the CPUs.
         cv2.setNumThreads(1)
         for name, cls in REGISTRY.items():
-            served = Served(cls, NetworkState.of(self.state_dir, name))
+            served = Served(cls, NetworkState.of(self.state_dir, name), on_batch=self.on_batch)
             served.batcher = MicroBatcher(
                 served.classify_batch,
                 max_batch=self.max_batch if self.batching else 1,

@@ -11,6 +11,7 @@ from sanic.response import HTTPResponse, json
 from nn_server import openapi
 from nn_server.networks import REGISTRY
 from nn_server.serving import Models
+from nn_server.workers import census
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 """Paths the auth middleware lets through without credentials."""
@@ -44,10 +45,19 @@ def health_blueprint() -> Blueprint:
                 for name, b in models.batch_stats().items()
             },
         }
-        if models.ready:
+        problems = []
+        if not models.ready:
+            missing = ", ".join(n for n, v in models.versions().items() if v is None)
+            problems.append(f"no weights loaded for {missing}")
+        if hasattr(request.app, "multiplexer"):  # production: count the worker processes
+            workers = census(request.app.m.workers, request.app.ctx.config.workers)
+            body["workers"] = {"expected": workers.expected, "live": workers.live,
+                               "restarts": workers.restarts}
+            if workers.live < workers.expected:
+                problems.append(f"{workers.live} of {workers.expected} workers are live")
+        if not problems:
             return json(body)
-        missing = ", ".join(n for n, v in models.versions().items() if v is None)
-        return json({"error": f"no weights loaded for {missing}", "status": 503, **body},
-                    status=503)
+        body["ready"] = False
+        return json({"error": "; ".join(problems), "status": 503, **body}, status=503)
 
     return bp

@@ -1,14 +1,14 @@
-"""``GET /metrics``: Prometheus text format, summed over every worker of this server."""
+"""``GET /metrics``: Prometheus text format, summed over every process of this server."""
 
 from __future__ import annotations
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, text
+from sanic.response import HTTPResponse, raw
 
-from nn_server import metrics
+from nn_server.metrics import CONTENT_TYPE, ServerGauges, render
 from nn_server.serving import Models
+from nn_server.workers import census
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PATH = "/metrics"
 
 
@@ -17,14 +17,17 @@ def metrics_blueprint() -> Blueprint:
 
     @bp.get(PATH, name="metrics", ctx_answers="text/plain")
     async def scrape(request: Request) -> HTTPResponse:
-        models: Models = request.app.ctx.models
-        state_dir = request.app.ctx.config.state_dir
-        # This worker's own counts are fresh; the others' are at most FLUSH_S old.
-        metrics.publish(state_dir, request.app.ctx.metrics.snapshot(models.batch_sizes()))
-        body = metrics.render(
-            metrics.collect(state_dir), models.versions(),
+        app = request.app
+        models: Models = app.ctx.models
+        workers = None
+        if hasattr(app, "multiplexer"):
+            count = census(app.m.workers, app.ctx.config.workers)
+            workers = (count.expected, count.live, count.restarts)
+        gauges = ServerGauges(
+            models.versions(),
             {name: s.state.is_training() for name, s in models.served.items()},
+            workers,
         )
-        return text(body, content_type=CONTENT_TYPE)
+        return raw(render(gauges), content_type=CONTENT_TYPE)
 
     return bp

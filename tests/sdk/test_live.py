@@ -5,7 +5,6 @@ Training, HTTPS and the seed-compatible mode are in ``test_training.py``/``test_
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from nn_sdk import (
     APIError,
@@ -163,14 +163,17 @@ async def test_classify_many_uses_the_batch_form(shipped_server: Any) -> None:
     images: list[Any] = [*SAMPLES[:4], tiny.getvalue(), *SAMPLES[4:9]]
 
     async def classify_requests() -> float:
-        await asyncio.sleep(1.2)  # every worker has published its counts
+        # Every process's counters are in shared files the moment they count.
         async with aiohttp.ClientSession() as http, http.get(
             shipped_server.url + "/metrics", headers={"Authorization": AUTH}
         ) as resp:
             text = await resp.text()
-        key = 'nn_requests_total{route="/lenet/classify",method="POST",status="200"}'
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(key))
+        return sum(
+            sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "nn_requests_total"
+            and sample.labels == {"route": "/lenet/classify", "method": "POST", "status": "200"}
+        )
 
     before = await classify_requests()
     async with NNClient(shipped_server.url) as client:

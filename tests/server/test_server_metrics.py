@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from nn_server.metrics import FLUSH_S
 from tests.conftest import LiveServer, basic_auth, start_server
 from tests.server.conftest import IMAGES, b64, call
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 CLASSIFY = 40
 ROUNDS = 10
@@ -23,14 +24,17 @@ def two_workers() -> Iterator[LiveServer]:
         yield live
 
 
-def samples(text: str) -> dict[str, float]:
-    """``name{labels}`` → value, for every sample line of the exposition."""
-    found = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            found[key] = float(value)
-    return found
+def samples(text: str) -> Samples:
+    """(sample name, labels) → value, parsed with prometheus_client's own parser."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(found: Samples, name: str, **labels: str) -> float:
+    return found[(name, frozenset(labels.items()))]
 
 
 async def scrape(http: aiohttp.ClientSession, live: LiveServer) -> str:
@@ -62,26 +66,35 @@ async def test_metrics_sum_every_worker(two_workers: LiveServer,
     assert len(workers) == 2, "both workers should have answered some requests"
     await call(http, two_workers, "GET", "/list_nn", auth=False)  # 401
     await call(http, two_workers, "GET", "/no/such/route")  # 404
-    await asyncio.sleep(FLUSH_S + 0.5)  # every worker has published since
 
+    # Counters are written to shared files as they happen: a scrape sees them at once.
     found = samples(await scrape(http, two_workers))
-    classify = 'route="/lenet/classify",method="POST",status="200"'
-    assert found[f"nn_requests_total{{{classify}}}"] == sent, "the sum holds every worker's"
-    assert found['nn_requests_total{route="/list_nn",method="GET",status="401"}'] == 1
-    assert found['nn_requests_total{route="unmatched",method="GET",status="404"}'] == 1
+    assert value(found, "nn_requests_total", route="/lenet/classify", method="POST",
+                 status="200") == sent, "the sum holds every worker's"
+    assert value(found, "nn_requests_total", route="/list_nn", method="GET",
+                 status="401") == 1
+    assert value(found, "nn_requests_total", route="unmatched", method="GET",
+                 status="404") == 1
 
-    route = 'route="/lenet/classify"'
-    buckets = [v for k, v in found.items()
-               if k.startswith(f"nn_request_duration_seconds_bucket{{{route}")]
-    assert buckets == sorted(buckets), "histogram buckets are cumulative"
-    assert buckets[-1] == found[f"nn_request_duration_seconds_count{{{route}}}"] == sent
-    assert found[f"nn_request_duration_seconds_sum{{{route}}}"] > 0
+    buckets = sorted(
+        (float(dict(labels)["le"]), count) for (name, labels), count in found.items()
+        if name == "nn_request_duration_seconds_bucket"
+        and dict(labels)["route"] == "/lenet/classify"
+    )
+    counts = [count for _, count in buckets]
+    assert counts == sorted(counts), "histogram buckets are cumulative"
+    assert counts[-1] == value(found, "nn_request_duration_seconds_count",
+                               route="/lenet/classify") == sent
+    assert value(found, "nn_request_duration_seconds_sum", route="/lenet/classify") > 0
 
-    assert found['nn_batch_size_count{network="lenet"}'] >= 1
-    assert found['nn_batch_size_sum{network="lenet"}'] == sent
-    assert found['nn_training{network="lenet"}'] == 0
-    assert any(re.fullmatch(r'nn_weights_info\{network="lenet",version="\w{12}"\}', k)
-               for k in found)
+    assert value(found, "nn_batch_size_count", network="lenet") >= 1
+    assert value(found, "nn_batch_size_sum", network="lenet") == sent
+    assert value(found, "nn_training", network="lenet") == 0
+    assert any(name == "nn_weights_info" and len(dict(labels)["version"]) == 12
+               for name, labels in found)
+    assert value(found, "nn_workers", state="expected") == 2
+    assert value(found, "nn_workers", state="live") == 2
+    assert value(found, "nn_worker_restarts_total") == 0
 
 
 async def test_metrics_need_auth_and_ignore_accept(two_workers: LiveServer,
