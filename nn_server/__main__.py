@@ -106,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, cls in REGISTRY.items():
             weights = config.seed_for(name, cls.shipped_weights())
-            if not NetworkState.of(config.state_dir, name).seed(weights):
+            state = NetworkState.of(config.state_dir, name, keep=config.keep_versions)
+            repaired = state.recover(cls.shipped_weights())
+            if repaired:
+                print(f"nn_server: warning: {cls.title}: {repaired}", file=sys.stderr,
+                      flush=True)
+            if not state.seed(weights):
                 # The others serve; this one answers 503 until a training gives it weights.
                 print(f"nn_server: warning: {cls.title} has no weights ({weights} does not "
                       f"exist): /{name}/classify answers 503 until it is trained",

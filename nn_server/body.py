@@ -9,6 +9,7 @@ that take no body get the declared-length check from middleware.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, cast
 
 from sanic import Request
@@ -47,14 +48,52 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
 
 
 def parse_object(body: bytes, example: str = "") -> dict[str, Any]:
-    """A request body that must be one JSON object; 400 otherwise."""
+    """A request body that must be one JSON object; 400 otherwise.
+
+    Strict where JSON parsers differ, so that no body can reach a handler meaning one thing
+    here and another elsewhere: duplicate keys, ``NaN``/``Infinity``, numbers out of range,
+    keys with lone surrogates and nesting beyond Python's recursion limit are refused.
+    """
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("the body is not valid JSON") from None
+        payload = json.loads(body, object_pairs_hook=_unique, parse_constant=_no_constant,
+                             parse_float=_finite)
+    except RecursionError:
+        raise InvalidRequest("the body is not valid JSON: it is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and ours
+        raise InvalidRequest(f"the body is not valid JSON: {_reason(exc)}") from None
     if not isinstance(payload, dict):
         raise InvalidRequest(f"the body must be a JSON object {example}".strip())
     return payload
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicate = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"the key {duplicate!r} appears twice")
+    for key in keys:
+        key.encode()  # a lone surrogate raises UnicodeEncodeError (a ValueError)
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:20]}… is out of range")
+    return number
+
+
+def _reason(exc: ValueError) -> str:
+    if isinstance(exc, UnicodeError):
+        return "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else \
+            "a key holds a lone surrogate"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    return str(exc)
 
 
 def refuse_body(request: Request, limit: int) -> None:

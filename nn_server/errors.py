@@ -6,7 +6,8 @@
         ├── AuthRequired         401  with WWW-Authenticate
         ├── NotFound             404  no such version (Sanic's own NotFound: no such route)
         ├── NotAcceptable        406  Accept excludes application/json
-        ├── TrainingInProgress   409  a training is already running
+        ├── Conflict             409  a damaged version cannot be served
+        │   └── TrainingInProgress    a training is already running
         ├── BodyTooLarge         413  over NN_MAX_BODY
         ├── UnsupportedMediaType 415  body not JSON
         ├── TooManyAttempts      429  password checks queued beyond the limit
@@ -57,8 +58,12 @@ class NotAcceptable(ApiError):
     status_code = 406
 
 
-class TrainingInProgress(ApiError):
+class Conflict(ApiError):
     status_code = 409
+
+
+class TrainingInProgress(Conflict):
+    pass
 
 
 class BodyTooLarge(ApiError):

@@ -30,7 +30,7 @@ from nn_server.batching import BatcherClosed, BatchStats, MicroBatcher
 from nn_server.errors import Unavailable
 from nn_server.images import ImageError
 from nn_server.networks import REGISTRY, Network, Prediction
-from nn_server.state import NetworkState
+from nn_server.state import NetworkState, Pointer
 
 Answer = tuple[Prediction, str]
 """A prediction and the weights version that made it."""
@@ -134,15 +134,30 @@ class Models:
                 continue
             if served.network is not None and served.network.version == pointer.version:
                 continue
+            network = await self.load_first(served, pointer)
+            if network is not None:
+                served.network = network
+                log.info("%s now serves weights %s", name, network.version)
+
+    async def load_first(self, served: Served, pointer: Pointer) -> Network | None:
+        """The network with the served weights, or — if they will not load — the version
+        before them, then the shipped weights; a worker never stays broken while good
+        weights exist. None (the network answers 503) when nothing loads."""
+        candidates = [pointer.weights]
+        if pointer.previous:
+            candidates.append(served.state.weights_dir / f"{pointer.previous}.params")
+        candidates.append(served.cls.shipped_weights())
+        loop = asyncio.get_running_loop()
+        for weights in candidates:
             try:
-                network = await asyncio.get_running_loop().run_in_executor(
-                    self.inference, load, served.cls, pointer.weights
-                )
-            except Exception:  # keep serving the old weights, if any
-                log.exception("%s: could not load weights %s", name, pointer.weights.name)
-                continue
-            served.network = network
-            log.info("%s now serves weights %s", name, network.version)
+                return await loop.run_in_executor(self.inference, load, served.cls, weights)
+            except Exception as exc:  # damaged, missing, or not this network's
+                reason = next((line for line in str(exc).splitlines() if line.strip()), "")
+                log.error("%s: could not load weights %s (%s: %s)%s", served.cls.name,
+                          weights.name, type(exc).__name__, reason[:200],
+                          "; trying the next" if weights != candidates[-1]
+                          else "; nothing left to serve")
+        return None
 
     async def watch(self, interval_s: float) -> None:
         """``refresh`` forever."""

@@ -46,6 +46,10 @@ class UnknownVersion(LookupError):
     """No such version of this network is kept."""
 
 
+class DamagedVersion(RuntimeError):
+    """A kept version's weights no longer match their content hash (truncated, overwritten)."""
+
+
 @dataclass(frozen=True)
 class Pointer:
     """The weights currently served: a file in ``weights/`` and what is known about it."""
@@ -114,6 +118,13 @@ class NetworkState:
             raise UnknownVersion(version)
         return path
 
+    def intact(self, version: str) -> bool:
+        """Whether ``version``'s weights are there and still hash to their name."""
+        try:
+            return weights_version(self.weights_of(version)) == version
+        except (UnknownVersion, OSError):
+            return False
+
     def onnx_of(self, version: str) -> Path:
         """Where the ONNX export of ``version`` lives (it may not exist yet)."""
         return self.weights_of(version).with_suffix(".onnx")
@@ -156,6 +167,8 @@ class NetworkState:
         worker that follows the pointer always finds what it points to.
         """
         target = self.weights_of(version)
+        if not self.intact(version):
+            raise DamagedVersion(f"version {version} is damaged: its weights do not match it")
         record = read_record(target)
         with self._pointer_lock():
             current = self.pointer()
@@ -170,6 +183,30 @@ class NetworkState:
             }).encode())
             self._prune(pointer)
         return pointer
+
+    def recover(self, fallback: Path | None) -> str | None:
+        """At start-up, before any worker reads it: make sure ``current.json`` names intact
+        weights. If it is unreadable, or its weights are missing or damaged, serve the
+        previous version, else ``fallback`` (the shipped weights). What was wrong and what
+        is served now, for the log; None when all was well (or nothing is seeded yet)."""
+        if not self.pointer_path.exists():
+            return None
+        pointer = self.pointer()
+        if pointer is not None and self.intact(pointer.version):
+            return None
+        if pointer is None:
+            problem = f"{self.pointer_path} is unreadable"
+        else:
+            problem = f"the served weights {pointer.version} are missing or damaged"
+        if pointer is not None and pointer.previous and self.intact(pointer.previous):
+            self.serve(pointer.previous)
+            return f"{problem}; serving the version before it, {pointer.previous}"
+        if fallback is not None and fallback.is_file():
+            version = self.add(fallback, source="shipped")
+            self.serve(version)
+            return f"{problem}; serving the shipped weights {version}"
+        self.pointer_path.unlink(missing_ok=True)
+        return f"{problem}, and there is nothing else to serve"
 
     def install(self, weights: Path, source: str = "trained") -> Pointer:
         """Keep ``weights`` as a version and serve it."""

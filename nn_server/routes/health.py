@@ -10,6 +10,7 @@ from sanic.response import HTTPResponse, json
 
 from nn_server import openapi
 from nn_server.networks import REGISTRY
+from nn_server.routes.verbs import read
 from nn_server.serving import Models
 from nn_server.workers import census
 
@@ -20,18 +21,18 @@ PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 def health_blueprint() -> Blueprint:
     bp = Blueprint("health")
 
-    @bp.get("/health", name="health")
+    @read(bp, "/health", name="health")
     async def health(request: Request) -> HTTPResponse:
         return json({"status": "ok"})
 
     # Built once per worker: the registry does not change while the server runs.
     described = openapi.document(REGISTRY.values())
 
-    @bp.get("/openapi.json", name="openapi")
+    @read(bp, "/openapi.json", name="openapi")
     async def openapi_json(request: Request) -> HTTPResponse:
         return json(described)
 
-    @bp.get("/ready", name="ready")
+    @read(bp, "/ready", name="ready")
     async def ready(request: Request) -> HTTPResponse:
         models: Models = request.app.ctx.models
         body = {

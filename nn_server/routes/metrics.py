@@ -6,6 +6,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
 from nn_server.metrics import CONTENT_TYPE, ServerGauges, render
+from nn_server.routes.verbs import read
 from nn_server.serving import Models
 from nn_server.workers import census
 
@@ -15,7 +16,7 @@ PATH = "/metrics"
 def metrics_blueprint() -> Blueprint:
     bp = Blueprint("metrics")
 
-    @bp.get(PATH, name="metrics", ctx_answers="text/plain")
+    @read(bp, PATH, name="metrics", ctx_answers="text/plain")
     async def scrape(request: Request) -> HTTPResponse:
         app = request.app
         models: Models = app.ctx.models

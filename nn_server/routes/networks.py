@@ -15,6 +15,7 @@ from nn_server.body import parse_object, read_json
 from nn_server.config import Config
 from nn_server.errors import InvalidRequest, Unavailable, error_body, status_of
 from nn_server.networks import REGISTRY, Network, Prediction
+from nn_server.routes.verbs import read
 from nn_server.serving import Models
 from nn_server.state import NetworkState
 from nn_server.training.status import TrainingStatus
@@ -30,7 +31,7 @@ MAX_EPOCHS = 100
 def networks_blueprint(config: Config) -> Blueprint:
     bp = Blueprint("networks")
 
-    @bp.get("/list_nn", name="list_nn")
+    @read(bp, "/list_nn", name="list_nn")
     async def list_nn(request: Request) -> HTTPResponse:
         networks = [
             {"name": cls.name, "title": cls.title, "url": f"/{cls.name}"}
@@ -65,12 +66,13 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
         },
     }
 
-    @bp.get(f"/{name}/about", name=f"{name}_about")
+    @read(bp, f"/{name}/about", name=f"{name}_about")
     async def about(request: Request) -> HTTPResponse:
         return json(described)
 
     # ctx_changes_state marks the routes that change what the server does (training,
     # serving a version): only they need an admin and a same-site browser.
+    # GET only: HEAD must be safe, and this GET (the original contract's) is not.
     @bp.get(f"/{name}/train", name=f"{name}_train", ctx_changes_state=True)
     async def train(request: Request) -> HTTPResponse:
         refuse_while_training()
@@ -81,7 +83,7 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
             "status_url": f"/{name}/train/status",
         })
 
-    @bp.get(f"/{name}/train/status", name=f"{name}_status")
+    @read(bp, f"/{name}/train/status", name=f"{name}_status")
     async def status(request: Request) -> HTTPResponse:
         refuse_while_training()
         pointer = state.pointer()
@@ -158,6 +160,9 @@ def top_k_of(payload: dict[str, Any], cls: type[Network]) -> int | None:
 def training_request(request: Request) -> TrainingRequest:
     """``?epochs=N&promote=always`` (or the same keys in a POST's JSON body)."""
     query = request.get_args(keep_blank_values=True)  # "?promote=" is a bad value, not none
+    repeated = sorted(key for key, values in query.items() if len(values) > 1)
+    if repeated:
+        raise InvalidRequest(f"training option(s) given more than once: {', '.join(repeated)}")
     options: dict[str, Any] = {key: query.get(key) for key in query}
     if request.method == "POST" and request.body:
         options.update(parse_object(request.body))

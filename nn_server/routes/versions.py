@@ -14,9 +14,10 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file, json
 
 from nn_server.config import Config
-from nn_server.errors import ApiError, NotFound
+from nn_server.errors import ApiError, Conflict, NotFound
 from nn_server.networks import REGISTRY, Network
-from nn_server.state import NetworkState, UnknownVersion
+from nn_server.routes.verbs import read
+from nn_server.state import DamagedVersion, NetworkState, UnknownVersion
 
 ONNX_MEDIA = "application/octet-stream"
 EXPORT_TIMEOUT_S = 300.0
@@ -46,7 +47,7 @@ def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
             raise NotFound(f"{cls.title} has no version {version!r}; see /{name}/versions") \
                 from None
 
-    @bp.get(f"/{name}/versions", name=f"{name}_versions")
+    @read(bp, f"/{name}/versions", name=f"{name}_versions")
     async def versions(request: Request) -> HTTPResponse:
         pointer = state.pointer()
         return json({
@@ -59,12 +60,15 @@ def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
              ctx_changes_state=True)
     async def serve(request: Request, version: str) -> HTTPResponse:
         weights_of(version)
-        pointer = state.serve(version)
+        try:
+            pointer = state.serve(version)
+        except DamagedVersion as exc:
+            raise Conflict(f"{exc}; serve another version") from None
         log.info("%s: version %s served on request (rollback: %s)", name, version,
                  pointer.previous)
         return json({"served": pointer.version, "previous": pointer.previous})
 
-    @bp.get(f"/{name}/versions/<version:str>/onnx", name=f"{name}_onnx",
+    @read(bp, f"/{name}/versions/<version:str>/onnx", name=f"{name}_onnx",
             ctx_answers=ONNX_MEDIA)
     async def onnx(request: Request, version: str) -> HTTPResponse:
         weights = weights_of(version)
