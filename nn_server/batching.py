@@ -42,6 +42,8 @@ class BatchStats:
     largest: int
     sizes: dict[int, int]
     """How many forward passes took each batch size."""
+    queued: int = 0
+    """Items waiting for a forward pass now."""
 
 
 class MicroBatcher(Generic[In, Out]):
@@ -67,12 +69,14 @@ class MicroBatcher(Generic[In, Out]):
         self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._waiting = 0  # submitted, not yet handed to the batch function
         self._batches = self._items = self._largest = 0
         self._sizes: collections.Counter[int] = collections.Counter()
 
     @property
     def stats(self) -> BatchStats:
-        return BatchStats(self._batches, self._items, self._largest, dict(self._sizes))
+        return BatchStats(self._batches, self._items, self._largest, dict(self._sizes),
+                          self._waiting)
 
     def start(self) -> None:
         """Start the consumer on the running loop (idempotent)."""
@@ -86,6 +90,7 @@ class MicroBatcher(Generic[In, Out]):
         self.start()
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, future))
+        self._waiting += 1
         return await future
 
     async def submit_many(self, items: Sequence[In]) -> list[Out | BaseException]:
@@ -125,6 +130,7 @@ class MicroBatcher(Generic[In, Out]):
         while True:
             batch = await self._gather()
             # Requests whose client went away are dropped before we spend compute on them.
+            self._waiting -= len(batch)
             live = [(item, fut) for item, fut in batch if not fut.cancelled()]
             try:
                 if live:

@@ -72,34 +72,45 @@ async def test_max_batch_is_respected() -> None:
     assert all(len(b) <= 5 for b in fn.batches)
 
 
-async def test_idle_batcher_runs_at_once_without_waiting_for_company() -> None:
+async def test_idle_batcher_runs_at_once_without_waiting_for_company(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no batching window the consumer never sleeps: a lone item goes at once."""
     fn = Recorder()
     batcher = MicroBatcher(fn, max_batch=64, max_delay=0.0)
-    await batcher.submit(1)  # warm the executor thread
-    started = time.perf_counter()
+
+    async def no_waiting(delay: float) -> None:
+        raise AssertionError(f"the batcher waited {delay} s for company")
+
+    monkeypatch.setattr("nn_server.batching.asyncio.sleep", no_waiting)
     assert await batcher.submit(3) == 9
-    elapsed = time.perf_counter() - started
     await batcher.close()
-    assert fn.batches[-1] == [3]
-    # Generous bound: a fixed batching window would be ≥ max_delay; here there is none.
-    assert elapsed < 0.05
+    assert fn.batches == [[3]]
 
 
 async def test_max_delay_gathers_a_batch_and_bounds_the_wait() -> None:
     fn = Recorder()
-    batcher = MicroBatcher(fn, max_batch=64, max_delay=0.1)
+    batcher = MicroBatcher(fn, max_batch=3, max_delay=30.0)
 
-    async def late(i: int, after: float) -> int:
-        await asyncio.sleep(after)
-        return await batcher.submit(i)
+    async def late(i: int, after: asyncio.Event, then: asyncio.Event) -> int:
+        await after.wait()
+        answer = asyncio.ensure_future(batcher.submit(i))
+        await asyncio.sleep(0)  # it is queued
+        then.set()
+        return await answer
 
-    started = time.perf_counter()
-    results = await asyncio.gather(late(1, 0.0), late(2, 0.03), late(3, 0.06))
-    elapsed = time.perf_counter() - started
-    await batcher.close()
+    start, second, third, done = (asyncio.Event() for _ in range(4))
+    start.set()
+    # Arrivals in sequence: a window of 30 s would hold them; max_batch closes it at three.
+    results = await asyncio.wait_for(asyncio.gather(
+        late(1, start, second), late(2, second, third), late(3, third, done)), timeout=10)
     assert results == [1, 4, 9]
     assert fn.batches == [[1, 2, 3]], "items arriving within max_delay share one batch"
-    assert 0.09 <= elapsed < 0.5, "the first item waited about max_delay, not forever"
+
+    lone = MicroBatcher(fn, max_batch=64, max_delay=0.05)
+    assert await asyncio.wait_for(lone.submit(4), timeout=10) == 16, "the wait is bounded"
+    await batcher.close()
+    await lone.close()
 
 
 async def test_close_drains_the_queue_then_refuses_new_work() -> None:

@@ -42,7 +42,8 @@ def health_blueprint() -> Blueprint:
                 for name, version in models.versions().items()
             },
             "batching": {
-                name: {"batches": b.batches, "items": b.items, "largest": b.largest}
+                name: {"batches": b.batches, "items": b.items, "largest": b.largest,
+                       "queued": b.queued}
                 for name, b in models.batch_stats().items()
             },
         }

