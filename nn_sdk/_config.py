@@ -10,6 +10,9 @@ from typing import TypeAlias
 
 from yarl import URL
 
+from nn_sdk._address import parse_address
+from nn_sdk._exceptions import AddressError
+
 DEFAULT_PORT = 5000
 DEFAULT_USER = "test_nn"
 DEFAULT_PASSWORD = "lenet"
@@ -76,7 +79,8 @@ def default_base_url() -> str:
 
 
 def parse_base_url(base_url: str | URL | None) -> URL:
-    """An absolute http(s) URL from ``base_url``; a bare ``host:port`` means http.
+    """An absolute http(s) URL from ``base_url``; a bare ``host:port`` (see
+    ``parse_address``) means http.
 
     Raises ``ValueError`` when it is not one.
     """
@@ -84,7 +88,10 @@ def parse_base_url(base_url: str | URL | None) -> URL:
         base_url = default_base_url()
     text = str(base_url).strip()
     if "://" not in text:
-        text = f"http://{text}"
+        try:
+            text = parse_address(text, schemes=()).url("http")
+        except AddressError as exc:
+            raise ValueError(f"not a server address: {base_url!s}") from exc
     try:
         url = URL(text)
         url.port  # noqa: B018 - yarl validates the port lazily
