@@ -1,4 +1,10 @@
-"""The interactive menu: choose a network, then an operation, until ``q``."""
+"""The interactive menu: choose a network, then an operation, until ``q``.
+
+Where the user is decides what ``q`` and Ctrl-C do: ``q`` at the network list (or at an
+operation prompt) quits, ``q`` at the image picker goes back to the operations; Ctrl-C
+while a training is followed stops following it (the server goes on training) and goes
+back to the operations, anywhere else it quits.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from nn_cli.render import (
     render,
     render_classification,
     render_networks,
+    render_training_followed,
     render_training_result,
     render_versions,
 )
@@ -84,23 +91,40 @@ class Menu:
 
     def perform(self, network: str, operation: str) -> None:
         if operation == "classify":
-            path = pick_image(self.screen, samples_dir(self.command.images_dir, network))
-            item = self.runner.run(classify(self.client, network, path))
-            if network not in self.labels:
-                self.labels[network] = self.runner.run(self.client.about(network)).labels
-            self.screen.show(render_classification(replace(item, labels=self.labels[network]),
-                                                   color=self.screen.color))
+            self.classify(network)
         elif operation == "train":
-            status = self.runner.run(follow_training(
-                self.screen, self.client, network, self.command.poll_interval, start=True
-            ))
-            self.screen.show(render_training_result(status, network))
+            self.train(network)
         elif operation == "versions":
             self.versions(network)
         else:
             command = replace(self.command, network=network, operation=operation)
             self.screen.show(render(self.runner.run(act(self.client, command)),
                                     color=self.screen.color))
+
+    def classify(self, network: str) -> None:
+        """Pick an image and classify it; ``q`` at the picker goes back to the operations."""
+        try:
+            path = pick_image(self.screen, samples_dir(self.command.images_dir, network),
+                              q_means="goes back")
+        except Quit:
+            return
+        item = self.runner.run(classify(self.client, network, path))
+        if network not in self.labels:
+            self.labels[network] = self.runner.run(self.client.about(network)).labels
+        self.screen.show(render_classification(replace(item, labels=self.labels[network]),
+                                               color=self.screen.color))
+
+    def train(self, network: str) -> None:
+        """Start a training and follow it; Ctrl-C stops following, not the training."""
+        self.runner.run(self.client.train(network))
+        try:
+            status = self.runner.run(follow_training(
+                self.screen, self.client, network, self.command.poll_interval, start=False
+            ))
+        except KeyboardInterrupt:  # asyncio.Runner cancelled the polling, then raised this
+            self.screen.show(render_training_followed(network))
+            return
+        self.screen.show(render_training_result(status, network))
 
     def versions(self, network: str) -> None:
         """The versions table, then serve one of them by its number (Enter: back)."""

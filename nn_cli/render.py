@@ -245,6 +245,12 @@ def render_training_result(status: TrainingStatus, network: str) -> RenderableTy
                  render_status(status, network))
 
 
+def render_training_followed(network: str) -> RenderableType:
+    """What the menu says when Ctrl-C stops it following a training."""
+    return Text(f"Stopped following; the training of {network} goes on on the server "
+                "(status shows how far it is).", style="yellow")
+
+
 def render_images(directory: Path, images: Sequence[Path]) -> RenderableType:
     """The picker's numbered list of ``directory``'s images."""
     if not images:

@@ -53,12 +53,15 @@ class Screen:
         return self.out.color_system is not None
 
 
-def pick_image(screen: Screen, directory: Path) -> Path:
-    """Ask for one of ``directory``'s images by number, or any path; ``Quit`` on q."""
+def pick_image(screen: Screen, directory: Path, *, q_means: str = "quits") -> Path:
+    """Ask for one of ``directory``'s images by number, or any path; ``Quit`` on q.
+
+    ``q_means`` is what the prompt says ``q`` does where the picker is used.
+    """
     images = list_images(directory)
     screen.show(render_images(directory, images))
     while True:
-        answer = screen.ask("Image number or path (q quits):")
+        answer = screen.ask(f"Image number or path (q {q_means}):")
         if answer.isdigit() and images:
             index = int(answer)
             if 1 <= index <= len(images):
