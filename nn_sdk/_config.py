@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
@@ -20,7 +21,7 @@ DEFAULT_NETWORK = "lenet"
 
 # Connecting a UDP socket sends no packet; it only asks the kernel which source address it
 # would use to reach a public address (192.0.2.1: TEST-NET-1, reserved for documentation).
-# The server probes the same address for its ``localaddr``, so both sides agree.
+# The server's ``localaddr`` is this same function, so both sides agree.
 _PROBE_ADDRESS = ("192.0.2.1", 9)
 
 VerifyTypes: TypeAlias = "bool | str | os.PathLike[str] | ssl.SSLContext"
@@ -55,13 +56,13 @@ DEFAULT_TIMEOUT = Timeout()
 
 def local_address() -> str:
     """This machine's address on the local network, or ``127.0.0.1`` when it has none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect(_PROBE_ADDRESS)
-            address: str = probe.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
-    return address if address and address != "0.0.0.0" else "127.0.0.1"
+            ip = ipaddress.ip_address(probe.getsockname()[0])
+    except (OSError, ValueError):
+        return "127.0.0.1"
+    return "127.0.0.1" if ip.is_loopback or ip.is_unspecified else str(ip)
 
 
 def default_host() -> str:

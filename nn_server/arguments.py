@@ -7,20 +7,15 @@ argparse does); nothing here binds, prints or starts anything.
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from nn_sdk import parse_address
+# The SDK's, so client and server read addresses and find "localaddr" alike.
+from nn_sdk import local_address, parse_address
 
 DEFAULT_PORT = 5000
 LOOPBACK = "127.0.0.1"
 LOCALADDR = "localaddr"
-# A UDP "connection" sends nothing; it only asks the kernel which source address it would
-# use to reach a public address, which is this machine's address on its network. The SDK
-# (nn_sdk._config) probes the same address, so client and server agree on "localaddr".
-PROBE_ADDRESS = ("192.0.2.1", 9)
 
 USAGE = "python -m nn_server [-d] [-s] [host:port | localaddr:port] [options]"
 DESCRIPTION = """\
@@ -116,15 +111,3 @@ def resolve_host(host: str, override: str | None = None) -> str:
     if host != LOCALADDR:
         return host
     return override or local_address()
-
-
-def local_address() -> str:
-    """This machine's address on its local network, or 127.0.0.1 when it has none."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(PROBE_ADDRESS)
-            address = str(probe.getsockname()[0])
-    except OSError:
-        return LOOPBACK
-    ip = ipaddress.ip_address(address)
-    return LOOPBACK if ip.is_loopback or ip.is_unspecified else address
