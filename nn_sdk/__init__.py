@@ -14,6 +14,7 @@
 Every error the SDK raises is an :class:`NNError`; see ``nn_sdk._exceptions`` for the tree.
 """
 
+from nn_sdk._address import Address, parse_address
 from nn_sdk._client import NNClient, ProgressCallback
 from nn_sdk._config import (
     DEFAULT_NETWORK,
@@ -27,6 +28,7 @@ from nn_sdk._config import (
     local_address,
 )
 from nn_sdk._exceptions import (
+    AddressError,
     APIError,
     AuthenticationError,
     BadRequest,
@@ -65,6 +67,8 @@ __all__ = [
     "DEFAULT_USER",
     "SUPPORTED_FORMATS",
     "APIError",
+    "Address",
+    "AddressError",
     "AuthenticationError",
     "BadRequest",
     "Classification",
@@ -98,4 +102,5 @@ __all__ = [
     "default_host",
     "image_format",
     "local_address",
+    "parse_address",
 ]

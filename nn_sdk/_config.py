@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
@@ -10,6 +11,9 @@ from typing import TypeAlias
 
 from yarl import URL
 
+from nn_sdk._address import parse_address
+from nn_sdk._exceptions import AddressError
+
 DEFAULT_PORT = 5000
 DEFAULT_USER = "test_nn"
 DEFAULT_PASSWORD = "lenet"
@@ -17,7 +21,7 @@ DEFAULT_NETWORK = "lenet"
 
 # Connecting a UDP socket sends no packet; it only asks the kernel which source address it
 # would use to reach a public address (192.0.2.1: TEST-NET-1, reserved for documentation).
-# The server probes the same address for its ``localaddr``, so both sides agree.
+# The server's ``localaddr`` is this same function, so both sides agree.
 _PROBE_ADDRESS = ("192.0.2.1", 9)
 
 VerifyTypes: TypeAlias = "bool | str | os.PathLike[str] | ssl.SSLContext"
@@ -52,13 +56,13 @@ DEFAULT_TIMEOUT = Timeout()
 
 def local_address() -> str:
     """This machine's address on the local network, or ``127.0.0.1`` when it has none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect(_PROBE_ADDRESS)
-            address: str = probe.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
-    return address if address and address != "0.0.0.0" else "127.0.0.1"
+            ip = ipaddress.ip_address(probe.getsockname()[0])
+    except (OSError, ValueError):
+        return "127.0.0.1"
+    return "127.0.0.1" if ip.is_loopback or ip.is_unspecified else str(ip)
 
 
 def default_host() -> str:
@@ -76,7 +80,8 @@ def default_base_url() -> str:
 
 
 def parse_base_url(base_url: str | URL | None) -> URL:
-    """An absolute http(s) URL from ``base_url``; a bare ``host:port`` means http.
+    """An absolute http(s) URL from ``base_url``; a bare ``host:port`` (see
+    ``parse_address``) means http.
 
     Raises ``ValueError`` when it is not one.
     """
@@ -84,7 +89,10 @@ def parse_base_url(base_url: str | URL | None) -> URL:
         base_url = default_base_url()
     text = str(base_url).strip()
     if "://" not in text:
-        text = f"http://{text}"
+        try:
+            text = parse_address(text, schemes=()).url("http")
+        except AddressError as exc:
+            raise ValueError(f"not a server address: {base_url!s}") from exc
     try:
         url = URL(text)
         url.port  # noqa: B018 - yarl validates the port lazily

@@ -3,6 +3,7 @@
 ::
 
     NNError
+    ├── AddressError              not a host:port address (parse_address)
     ├── LocalFileError            a local file cannot be read (an image) or written (a model)
     ├── TransportError            the request did not get a usable answer
     │   ├── ConnectError          cannot connect (refused, unknown host, TLS failure)
@@ -26,7 +27,7 @@ user as it is. aiohttp's exceptions never escape: ``_client.py`` turns them into
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 
 class NNError(Exception):
@@ -38,6 +39,19 @@ class NNError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class AddressError(NNError, ValueError):
+    """Text that is not a server address (``parse_address``); the message says why in one
+    line. ``part`` names what is wrong — ``"address"`` (not host:port at all), ``"host"``
+    or ``"port"`` — and ``value`` is that part as typed. Also a ``ValueError``, as a bad
+    ``NNClient`` address is."""
+
+    def __init__(self, message: str, *, part: Literal["address", "host", "port"],
+                 value: str) -> None:
+        super().__init__(message)
+        self.part = part
+        self.value = value
 
 
 class LocalFileError(NNError, OSError):

@@ -7,18 +7,15 @@ argparse does); nothing here binds, prints or starts anything.
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+# The SDK's, so client and server read addresses and find "localaddr" alike.
+from nn_sdk import local_address, parse_address
 
 DEFAULT_PORT = 5000
 LOOPBACK = "127.0.0.1"
 LOCALADDR = "localaddr"
-# A UDP "connection" sends nothing; it only asks the kernel which source address it would
-# use to reach a public address, which is this machine's address on its network. The SDK
-# (nn_sdk._config) probes the same address, so client and server agree on "localaddr".
-PROBE_ADDRESS = ("192.0.2.1", 9)
 
 USAGE = "python -m nn_server [-d] [-s] [host:port | localaddr:port] [options]"
 DESCRIPTION = """\
@@ -102,29 +99,11 @@ def parse(argv: list[str]) -> Launch:
 
 
 def split_address(text: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or ``localaddr:port`` → (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"address {text!r} is not host:port (e.g. 127.0.0.1:5000)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"port {port_text!r} is not a number from 0 to 65535")
-    if host != LOCALADDR and not valid_host(host):
-        raise ValueError(f"host {host!r} is not an IP address or host name")
-    return host, int(port_text)
-
-
-def valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        labels = host.rstrip(".").split(".")
-        return all(
-            label and len(label) <= 63 and label.replace("-", "").isalnum()
-            and not label.startswith("-") for label in labels
-        )
+    """``host:port``, ``[v6]:port`` or ``localaddr:port`` → (host, port); port 0 picks a
+    free port. The SDK's parser, so server and clients read addresses alike; the server
+    binds an address, so a scheme (``http://``) is refused."""
+    address = parse_address(text, schemes=())  # "localaddr" is a valid host name
+    return address.host, address.port
 
 
 def resolve_host(host: str, override: str | None = None) -> str:
@@ -132,15 +111,3 @@ def resolve_host(host: str, override: str | None = None) -> str:
     if host != LOCALADDR:
         return host
     return override or local_address()
-
-
-def local_address() -> str:
-    """This machine's address on its local network, or 127.0.0.1 when it has none."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(PROBE_ADDRESS)
-            address = str(probe.getsockname()[0])
-    except OSError:
-        return LOOPBACK
-    ip = ipaddress.ip_address(address)
-    return LOOPBACK if ip.is_loopback or ip.is_unspecified else address

@@ -13,10 +13,11 @@ from typing import Any
 from rich.console import Console
 
 import cli
+from nn_cli.act import IMAGE_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
-SAMPLES = sorted(p for p in IMAGES.glob("[0-9]_*") if p.suffix.lower() in cli.IMAGE_SUFFIXES)
+SAMPLES = sorted(p for p in IMAGES.glob("[0-9]_*") if p.suffix.lower() in IMAGE_SUFFIXES)
 """images/<digit>_*: the right answer is the name's first character."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from typing import Any
 import pexpect
 import pytest
 from cli_harness import ROOT, SAMPLES, address
+
+from nn_sdk import NNClient, TrainingStatus
 
 CSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"
 """Any run of terminal escape sequences Rich puts between words."""
@@ -87,6 +90,71 @@ def test_train_with_live_progress_then_ctrl_c(tls_training_server: Any, menu_on:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and "Traceback" not in (child.before or "")
+
+
+def test_q_at_the_image_picker_goes_back_one_level(shipped_server: Any, menu_on: Any) -> None:
+    child = menu_on(address(shipped_server))
+    choose_lenet(child)
+    child.sendline("1")  # classify
+    child.expect(f"Image number or path {CSI}\\({CSI}q goes back")
+    child.sendline("q")
+    child.expect("Operation:")  # back at lenet's operations, not gone
+    child.sendline("3")  # about
+    child.expect("labels: 0 1 2 3 4 5 6 7 8 9")
+    child.expect("Operation:")
+    child.sendline("q")
+    child.expect("Bye")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_q_at_the_network_list_quits(shipped_server: Any, menu_on: Any) -> None:
+    child = menu_on(address(shipped_server))
+    child.expect(f"Network number or name {CSI}\\({CSI}q quits")
+    child.sendline("q")
+    child.expect("Bye")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_ctrl_c_while_following_a_training_goes_back_and_it_goes_on(
+    tls_training_server: Any, menu_on: Any
+) -> None:
+    cafile = str(tls_training_server.cafile)
+
+    async def status(*, wait: bool) -> TrainingStatus:
+        async with NNClient(tls_training_server.url, verify=cafile) as client:
+            if wait:
+                return await client.wait_for_training(poll_interval=0.2,
+                                                      timeout=TRAINING_LIMIT_S)
+            return await client.status()
+
+    before = asyncio.run(status(wait=False))
+    assert before.state == "idle", "another test left the server training"
+    child = menu_on(address(tls_training_server), "--cafile", cafile, "--poll-interval", "0.2")
+    try:
+        choose_lenet(child)
+        child.sendline("4")  # train
+        child.expect(r"training.*\d+%")  # the live bar: the training has started
+        child.sendcontrol("c")
+        child.expect(f"Stopped following; the training of {CSI}lenet{CSI} goes on on the server")
+        child.expect("Operation:")  # back in lenet's menu, not quit
+        child.sendline("2")  # status
+        child.expect(f"state{GAP}(training|idle)")
+        child.expect("Operation:")
+        child.sendline("q")
+        child.expect("Bye")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0 and "Traceback" not in (child.before or "")
+    finally:
+        final = asyncio.run(status(wait=True))  # also leaves the server idle for the next test
+    # The training the menu stopped following finished on the server.
+    assert final.state == "idle" and final.error is None
+    assert final.datetime is not None
+    assert before.datetime is None or final.datetime > before.datetime
 
 
 def test_unreachable_server_in_the_menu(menu_on: Any) -> None:

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from cli_harness import run_cli
 
-import cli
-from cli import Command, UsageError, parse
+from nn_cli.parse import OPERATIONS, Command, UsageError, parse
 from nn_sdk import default_host
 
 LOCAL = f"http://{default_host()}:5000"
@@ -98,7 +97,7 @@ def test_usage_error_is_one_line_and_exit_1() -> None:
 def test_command_builds_a_configured_client() -> None:
     client = Command(base_url="https://h:1", user="u", password="p", verify=False).client()
     assert (str(client.base_url), client.user) == ("https://h:1", "u")
-    assert cli.OPERATIONS == ("classify", "status", "about", "train", "versions", "serve",
+    assert OPERATIONS == ("classify", "status", "about", "train", "versions", "serve",
                               "export")
 
 
@@ -115,3 +114,25 @@ def test_serve_and_export_take_their_arguments() -> None:
     export = parse(["127.0.0.1:5000", "fashion", "export", "0123456789ab", "m.onnx"])
     assert (export.network, export.version, export.file) == ("fashion", "0123456789ab",
                                                               Path("m.onnx"))
+
+
+@pytest.mark.parametrize(
+    ("word", "base_url"),
+    [
+        ("nn_server:5000", "http://nn_server:5000"),
+        ("HTTPS://nn.local:8443/", "https://nn.local:8443"),
+        ("[fe80::1]:5000", "http://[fe80::1]:5000"),
+    ],
+)
+def test_the_address_is_read_by_the_sdks_parser(word: str, base_url: str) -> None:
+    assert parse([word, "list_nn"]).base_url == base_url
+
+
+def test_a_word_that_is_not_an_address_is_the_network() -> None:
+    for word in ("lenet", "ftp://h:1", "foo:bar"):
+        with pytest.raises(UsageError, match=f"missing operation after '{word}'"):
+            parse([word])
+    with pytest.raises(UsageError, match="port out of range: 0"):  # a client needs a port
+        parse(["127.0.0.1:0", "list_nn"])
+    with pytest.raises(UsageError, match="host 'a b' is not an IP address or host name"):
+        parse(["a b:5000", "list_nn"])

@@ -10,7 +10,7 @@ import onnx
 from cli_harness import address, run_cli
 from rich.console import Console
 
-from cli import render_training_result
+from nn_cli.render import render_training_result
 from nn_sdk import TrainingStatus
 
 VERSION = re.compile(r"\b[0-9a-f]{12}\b")
