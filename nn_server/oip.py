@@ -295,7 +295,10 @@ def output_tensor(cls: type[Network], wanted: RequestedOutput,
                 chain.from_iterable(p.probabilities for p in predictions))
         return "FP32", [len(cls.labels)], probabilities_of(predictions)
     top = wanted.classification
-    ranked = np.argsort(-probabilities_of(predictions), axis=1, kind="stable")[:, :top]
+    # Ranked as /<net>/classify ranks its top_k: the probabilities as answered, ties in
+    # label order.
+    scores = np.array([p.probabilities for p in predictions])
+    ranked = np.argsort(-scores, axis=1, kind="stable")[:, :top]
     classes = [f"{p.probabilities[i]}:{i}:{cls.labels[i]}"
                for p, row in zip(predictions, ranked.tolist(), strict=True) for i in row]
     return "BYTES", [top], classes
