@@ -11,8 +11,12 @@ import gzip
 import http.client
 import io
 import json
+import os
+import re
 import socket
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +38,7 @@ from nn_server.config import Config
 from nn_server.networks import REGISTRY, Network
 from nn_server.routes.networks import MAX_BATCH
 from nn_server.state import NetworkState
-from tests.conftest import AUTH_HEADER, SHIPPED, LiveServer, basic_auth
+from tests.conftest import AUTH_HEADER, ROOT, SHIPPED, LiveServer, basic_auth
 from tests.throwaway import Tiny
 
 NETWORKS = sorted(REGISTRY)
@@ -414,6 +418,20 @@ def test_inference_goes_through_the_micro_batcher(
     client.infer("lenet", [image_input(files, True)])
     after = get_json(shipped_server, "/ready")["batching"]["lenet"]["items"]
     assert after - before == len(files)
+
+
+def test_the_readme_example(shipped_server: LiveServer) -> None:
+    """README's tritonclient example, run as written against this server."""
+    section = (ROOT / "README.md").read_text().split("### Open Inference Protocol")[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None
+    code = match.group(1).replace("127.0.0.1:5000", urlsplit(shipped_server.url).netloc)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["[b'7' b'3']", "(2, 10)"], done.stdout
+    assert lines[2].startswith("['0.") and ":7:7'" in lines[2], done.stdout
 
 
 # -- errors --------------------------------------------------------------------------------
