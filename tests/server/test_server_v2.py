@@ -420,6 +420,20 @@ def test_inference_goes_through_the_micro_batcher(
     assert after - before == len(files)
 
 
+def test_production_mode(prod_server: LiveServer) -> None:
+    """Several workers: each answers the probes and inference on the served weights."""
+    files = samples(REGISTRY["lenet"])[:3]
+    version = served_version(prod_server, "lenet")
+    for _ in range(4):  # a client, so a connection, each: the workers share the socket
+        with triton.InferenceServerClient(urlsplit(prod_server.url).netloc,
+                                          network_timeout=60) as c:
+            c.register_plugin(BasicAuth(*prod_server.auth))
+            assert c.is_server_ready() and c.is_model_ready("lenet")
+            result = c.infer("lenet", [image_input(files, True)])
+            assert result.get_response()["model_version"] == version
+            assert result.as_numpy("probabilities").shape == (3, 10)
+
+
 def test_the_readme_example(shipped_server: LiveServer) -> None:
     """README's tritonclient example, run as written against this server."""
     section = (ROOT / "README.md").read_text().split("### Open Inference Protocol")[1]
