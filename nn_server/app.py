@@ -27,6 +27,7 @@ from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable, TooM
 from nn_server.metrics import WorkerMetrics, forget
 from nn_server.routes import (
     health_blueprint,
+    inference_blueprint,
     metrics_blueprint,
     networks_blueprint,
     versions_blueprint,
@@ -56,6 +57,7 @@ def create_app(config: Config) -> App:
     app.blueprint(networks_blueprint(config))
     app.blueprint(versions_blueprint(config))
     app.blueprint(metrics_blueprint())
+    app.blueprint(inference_blueprint(config))
 
     @app.before_server_start
     async def setup(app: App) -> None:

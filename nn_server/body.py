@@ -1,15 +1,17 @@
 """Request bodies: refused when too large before they are read, parsed as JSON otherwise.
 
-Sanic reads a body before the handler runs unless the route streams; the classify route
-streams, so a declared length over the limit is refused before a byte of it is read (and
-before authentication has to trust it), and a chunked body is cut off at the limit. Routes
-that take no body get the declared-length check from middleware.
+Sanic reads a body before the handler runs unless the route streams; the classify and
+infer routes stream, so a declared length over the limit is refused before a byte of it is
+read (and before authentication has to trust it), and a chunked body is cut off at the
+limit, as is a compressed body that inflates past it. Routes that take no body get the
+declared-length check from middleware.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import zlib
 from typing import Any, cast
 
 from sanic import Request
@@ -33,6 +35,11 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise UnsupportedMediaType(
             f"the body must be JSON (Content-Type: application/json), not {media}"
         )
+    return parse_object(await read_body(request, limit), 'such as {"image": "<base64>"}')
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The (streamed) request body, at most ``limit`` bytes of it; 413 past that."""
     check_length(request, limit)
     body = bytearray()
     # A streaming route's request.stream is the connection's Http object, which reads.
@@ -44,7 +51,33 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         body += chunk
         if len(body) > limit:
             refuse_body(request, limit)
-    return parse_object(bytes(body), 'such as {"image": "<base64>"}')
+    return bytes(body)
+
+
+# Content-Encoding → zlib's window bits: gzip's header, or zlib's (HTTP's "deflate").
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,
+             "deflate": zlib.MAX_WBITS}
+
+
+def decompress(request: Request, body: bytes, limit: int) -> bytes:
+    """The body as sent before its ``Content-Encoding`` (gzip, deflate or none), at most
+    ``limit`` bytes once inflated (413 past that: a small body can inflate to gigabytes)."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ENCODINGS:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or none")
+    inflater = zlib.decompressobj(ENCODINGS[encoding])
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        raise InvalidRequest(f"the body is not valid {encoding} data") from None
+    if len(inflated) > limit:
+        refuse_body(request, limit)
+    if not inflater.eof:
+        raise InvalidRequest(f"the {encoding} body is truncated")
+    return inflated
 
 
 def parse_object(body: bytes, example: str = "") -> dict[str, Any]:

@@ -10,12 +10,14 @@ from sanic.response import HTTPResponse, json
 
 from nn_server import openapi
 from nn_server.networks import REGISTRY
+from nn_server.routes import inference
 from nn_server.routes.verbs import read
 from nn_server.serving import Models
 from nn_server.workers import census
 
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
-"""Paths the auth middleware lets through without credentials."""
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", *inference.PUBLIC_PATHS})
+"""Paths the auth middleware lets through without credentials (with the Open Inference
+Protocol's probes, ``/v2/health/live`` and ``/v2/health/ready``)."""
 
 
 def health_blueprint() -> Blueprint:
