@@ -49,11 +49,8 @@ def main(
             images = samples_dir(command.images_dir, command.network)
             command = replace(command, file=pick_image(screen, images))
         asyncio.run(run_command(screen, command))
-    except (NNError, UsageError) as exc:
+    except (NNError, UsageError) as exc:  # the SDK's refusals too, e.g. "--user a:b"
         screen.error(exc, command)
-        return 1
-    except ValueError as exc:  # NNClient refusing an option value, e.g. "--user a:b"
-        screen.error(UsageError(str(exc)), command)
         return 1
     except Quit:
         screen.error(UsageError("no image chosen"))

@@ -32,6 +32,7 @@ from nn_sdk._exceptions import (
     APIError,
     AuthenticationError,
     ConnectError,
+    InvalidArgument,
     LocalFileError,
     PayloadTooLarge,
     ProtocolError,
@@ -88,7 +89,7 @@ class NNClient:
         self.user = user
         self.timeout = Timeout.coerce(timeout)
         if ":" in user:
-            raise ValueError("a user name cannot contain ':' (HTTP Basic auth)")
+            raise InvalidArgument("a user name cannot contain ':' (HTTP Basic auth)")
         self._authorization = "Basic " + _base64(f"{user}:{password}".encode())
         self._ssl = ssl_setting(verify)
         self._session: aiohttp.ClientSession | None = None
@@ -101,7 +102,7 @@ class NNClient:
 
     async def __aenter__(self) -> NNClient:
         if self._closed:
-            raise RuntimeError("this NNClient is closed; create a new one")
+            raise InvalidArgument("this NNClient is closed; create a new one")
         if self._session is None:
             self._session = self._new_session()
         return self
@@ -230,7 +231,7 @@ class NNClient:
         Errors of the whole request (authentication, transport, timeouts) are raised.
         """
         if batch_size < 1 or concurrency < 1:
-            raise ValueError("batch_size and concurrency must be at least 1")
+            raise InvalidArgument("batch_size and concurrency must be at least 1")
         gate = asyncio.Semaphore(concurrency)
         path = f"/{_segment(network)}/classify"
         items = list(images)
@@ -328,7 +329,7 @@ class NNClient:
     async def _borrow(self) -> AsyncIterator[aiohttp.ClientSession]:
         """The open session, or a one-off session closed when the block ends."""
         if self._closed:
-            raise RuntimeError("this NNClient is closed; create a new one")
+            raise InvalidArgument("this NNClient is closed; create a new one")
         if self._session is not None:
             yield self._session
             return
@@ -452,7 +453,7 @@ def _slots(data: Mapping[str, Any], count: int) -> list[Classification | APIErro
 
 def _segment(network: str) -> str:
     if not network:
-        raise ValueError("a network name is required")
+        raise InvalidArgument("a network name is required")
     return quote(network, safe="")
 
 

@@ -12,7 +12,7 @@ from typing import TypeAlias
 from yarl import URL
 
 from nn_sdk._address import parse_address
-from nn_sdk._exceptions import AddressError
+from nn_sdk._exceptions import AddressError, InvalidArgument
 
 DEFAULT_PORT = 5000
 DEFAULT_USER = "test_nn"
@@ -92,14 +92,14 @@ def parse_base_url(base_url: str | URL | None) -> URL:
         try:
             text = parse_address(text, schemes=()).url("http")
         except AddressError as exc:
-            raise ValueError(f"not a server address: {base_url!s}") from exc
+            raise InvalidArgument(f"not a server address: {base_url!s}") from exc
     try:
         url = URL(text)
         url.port  # noqa: B018 - yarl validates the port lazily
     except ValueError as exc:
-        raise ValueError(f"not a server address: {base_url!s}") from exc
+        raise InvalidArgument(f"not a server address: {base_url!s}") from exc
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"not an http(s) server address: {base_url!s}")
+        raise InvalidArgument(f"not an http(s) server address: {base_url!s}")
     return url.with_path(url.path.rstrip("/")).with_query(None).with_fragment(None)
 
 
@@ -113,5 +113,5 @@ def ssl_setting(verify: VerifyTypes) -> ssl.SSLContext | bool:
         return False
     path = os.fspath(verify)
     if not os.path.isfile(path):
-        raise ValueError(f"certificate file not found: {path}")
+        raise InvalidArgument(f"certificate file not found: {path}")
     return ssl.create_default_context(cafile=path)

@@ -3,7 +3,10 @@
 ::
 
     NNError
-    ├── AddressError              not a host:port address (parse_address)
+    ├── InvalidArgument           a call the SDK cannot make: a bad option, a closed
+    │   │                         client, an input it cannot send (also ValueError,
+    │   │                         TypeError, RuntimeError, as they were)
+    │   └── AddressError          not a host:port address (parse_address)
     ├── LocalFileError            a local file cannot be read (an image) or written (a model)
     ├── TransportError            the request did not get a usable answer
     │   ├── ConnectError          cannot connect (refused, unknown host, TLS failure)
@@ -41,7 +44,13 @@ class NNError(Exception):
         return self.message
 
 
-class AddressError(NNError, ValueError):
+class InvalidArgument(NNError, ValueError, TypeError, RuntimeError):
+    """The SDK was asked for something it cannot do — a user name with ``:``, a batch size
+    of 0, a file object opened in text mode, a closed client — before anything was sent.
+    Also the ``ValueError`` / ``TypeError`` / ``RuntimeError`` it used to be."""
+
+
+class AddressError(InvalidArgument):
     """Text that is not a server address (``parse_address``); the message says why in one
     line. ``part`` names what is wrong — ``"address"`` (not host:port at all), ``"host"``
     or ``"port"`` — and ``value`` is that part as typed. Also a ``ValueError``, as a bad

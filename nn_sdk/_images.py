@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
-from nn_sdk._exceptions import LocalFileError, UnsupportedMedia
+from nn_sdk._exceptions import InvalidArgument, LocalFileError, UnsupportedMedia
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -80,9 +80,9 @@ def _read(image: Any) -> tuple[bytes, str | None]:
     if callable(read):
         data = read()
         if not isinstance(data, (bytes, bytearray)):
-            raise TypeError("the file object must be opened in binary mode ('rb')")
+            raise InvalidArgument("the file object must be opened in binary mode ('rb')")
         return bytes(data), image_name(image)
-    raise TypeError(
+    raise InvalidArgument(
         f"cannot classify a {type(image).__name__}: give a path, bytes, a binary file "
         "object or a PIL image"
     )

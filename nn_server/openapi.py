@@ -182,14 +182,10 @@ def inference_paths(networks: list[type[Network]]) -> dict[str, Any]:
                        "and probabilities (FP32 [N, classes]; with parameters.classification "
                        "= k, BYTES [N, k] \"probability:index:label\"), in binary when asked "
                        "(binary_data, binary_data_output). One unreadable image fails the "
-                       "request (400, or 415 for its format) and the message names it.",
-        "parameters": [
-            {"name": oip.HEADER_LENGTH, "in": "header", "required": False,
-             "schema": {"type": "integer", "minimum": 1},
-             "description": "Length of the JSON header when binary tensors follow it"},
-            {"name": "Content-Encoding", "in": "header", "required": False,
-             "schema": {"enum": ["gzip", "deflate", "identity"]}},
-        ],
+                       "request (400, or 415 for its format) and the message names it. "
+                       "Headers: Inference-Header-Content-Length (the JSON header's length, "
+                       "when binary tensors follow it) and Content-Encoding (gzip, deflate) "
+                       "describe the binary form; a JSON body sends neither.",
         "requestBody": {"required": True, "content": {
             JSON: {"schema": ref("InferenceRequest")},
             oip.BINARY_MEDIA: {"schema": {"type": "string", "format": "binary"}}}},

@@ -191,12 +191,17 @@ def image_of(payload: dict[str, Any]) -> bytes:
 
 
 def images_of(payload: dict[str, Any]) -> list[bytes | InvalidRequest]:
-    """Each image's bytes, or the reason it is not base64 (reported in its own slot)."""
+    """Each image's bytes, or the reason it is not base64 (reported in its own slot). An
+    item that is not a string at all makes the request malformed (400)."""
     images = payload["images"]
     if not isinstance(images, list) or not images:
         raise InvalidRequest('"images" must be a non-empty list of base64 strings')
     if len(images) > MAX_BATCH:
         raise InvalidRequest(f'"images" holds {len(images)} images; at most {MAX_BATCH}')
+    strays = [i for i, item in enumerate(images) if not isinstance(item, str)]
+    if strays:
+        raise InvalidRequest(f'"images" must hold base64 strings only; item {strays[0]} is '
+                             f"a {type(images[strays[0]]).__name__}")
     decoded: list[bytes | InvalidRequest] = []
     for i, item in enumerate(images):
         try:

@@ -16,6 +16,7 @@ from nn_sdk import (
     AuthenticationError,
     BadRequest,
     Classification,
+    InvalidArgument,
     LocalFileError,
     NetworkInfo,
     NetworkSummary,
@@ -236,3 +237,32 @@ def test_verify_settings(tmp_path: Path) -> None:
     assert ssl_setting(context) is context
     with pytest.raises(ValueError, match="certificate file not found"):
         ssl_setting(tmp_path / "missing.pem")
+
+
+def test_everything_the_sdk_raises_is_an_nn_error(tmp_path: Path) -> None:
+    """Bad arguments, closed clients and unreadable inputs included — and each is still
+    the built-in exception it used to be."""
+    attempts: list[tuple[type[BaseException], object]] = [
+        (ValueError, lambda: NNClient("127.0.0.1:5000", user="a:b")),
+        (ValueError, lambda: NNClient("ftp://127.0.0.1:21")),
+        (ValueError, lambda: NNClient("https://127.0.0.1:1", verify=str(tmp_path / "none.pem"))),
+        (TypeError, lambda: image_bytes(42)),  # type: ignore[arg-type]
+        (TypeError, lambda: image_bytes(io.StringIO("text"))),  # type: ignore[arg-type]
+        (OSError, lambda: image_bytes(tmp_path / "missing.png")),
+        (Exception, lambda: image_bytes(b"GIF89a")),
+    ]
+    for builtin, attempt in attempts:
+        with pytest.raises(NNError) as caught:
+            attempt()  # type: ignore[operator]
+        assert isinstance(caught.value, builtin), caught.value
+
+
+async def test_a_closed_client_and_bad_options_raise_nn_errors() -> None:
+    client = NNClient("127.0.0.1:9")
+    await client.aclose()
+    with pytest.raises(InvalidArgument, match="closed"):
+        await client.status()
+    with pytest.raises(InvalidArgument, match="batch_size"):
+        await NNClient("127.0.0.1:9").classify_many([], batch_size=0)
+    with pytest.raises(InvalidArgument, match="network name"):
+        await NNClient("127.0.0.1:9").about("")

@@ -70,13 +70,21 @@ async def test_wrong_types_in_classify_are_400(server: LiveServer, http,
     assert isinstance(body["error"], str)
 
 
-async def test_wrong_types_inside_a_batch_stay_in_their_slots(server: LiveServer,
-                                                              http) -> None:
-    images = [IMAGE, None, 3, {"x": 1}, "", "!!", IMAGE]
+async def test_bad_images_in_a_batch_stay_in_their_slots(server: LiveServer, http) -> None:
+    images = [IMAGE, "", "!!", b64(b"not an image"), IMAGE]
     status, body, _ = await call(http, server, "POST", "/lenet/classify",
                                  json={"images": images})
     assert status == 200, body
-    assert [r.get("status") for r in body["results"]] == [None, 400, 400, 400, 400, 400, None]
+    assert [r.get("status") for r in body["results"]] == [None, 400, 400, 400, None]
+
+
+@pytest.mark.parametrize("stray", [None, 3, {"x": 1}, ["a"], True])
+async def test_a_batch_item_that_is_not_a_string_is_a_malformed_request(
+    server: LiveServer, http, stray: object
+) -> None:
+    status, body, _ = await call(http, server, "POST", "/lenet/classify",
+                                 json={"images": [IMAGE, stray]})
+    assert status == 400 and "item 1" in body["error"], body
 
 
 @pytest.mark.parametrize("query", [
