@@ -1,5 +1,8 @@
 """``python -m bench``: start the production server on 127.0.0.1 and load /lenet/classify.
 
+``python -m bench soak [--minutes 5]``: minutes of mixed load with a training and a killed
+worker (``bench/soak.py``).
+
 Prints one table: the in-process ceiling, closed-loop points at each concurrency, and a
 256-image batch request; with server CPU (cores busy) and RSS (all processes).
 """
@@ -82,6 +85,11 @@ def measured(server: Server, run: Callable[[], T]) -> tuple[T, float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["soak"]:
+        from bench.soak import main as soak
+
+        return soak(argv[1:])
     args = parse(argv)
     duration = 0.5 if args.smoke else args.duration
     points = [1, 8] if args.smoke else [int(c) for c in args.concurrency.split(",")]
