@@ -15,7 +15,9 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from nn_server.arguments import Launch, parse, resolve_host
 from nn_server.auth import UsersError, load_users
@@ -93,34 +95,23 @@ def main(argv: list[str] | None = None) -> int:
         # them from fighting over cores (the trainer gets NN_TRAIN_THREADS instead).
         os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    # Imported here so that `--help` and argument errors answer without loading MXNet.
+    # Imported here so that `--help` and argument errors answer at once.
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    from nn_server.app import create_app
-    from nn_server.networks import REGISTRY
-    from nn_server.state import NetworkState, StateError
-    from nn_server.tls import self_signed, server_context
-    from nn_server.training.supervisor import stop_trainers
+    from nn_server.state import stop_trainers
 
-    try:
-        for name, cls in REGISTRY.items():
-            weights = config.seed_for(name, cls.shipped_weights())
-            state = NetworkState.of(config.state_dir, name, keep=config.keep_versions)
-            repaired = state.recover(cls.shipped_weights())
-            if repaired:
-                print(f"nn_server: warning: {cls.title}: {repaired}", file=sys.stderr,
-                      flush=True)
-            if not state.seed(weights):
-                # The others serve; this one answers 503 until a training gives it weights.
-                print(f"nn_server: warning: {cls.title} has no weights ({weights} does not "
-                      f"exist): /{name}/classify answers 503 until it is trained",
-                      file=sys.stderr, flush=True)
-    except (StateError, OSError) as exc:
-        return fail(f"state directory {config.state_dir}: {exc}", EXIT_START)
+    # Preparing the state directory loads every network's module (NumPy, OpenCV, ...). The
+    # production server's main process only manages workers, so that happens in a child
+    # process that exits, and none of it stays resident here.
+    code = in_child(prepare_state, config)
+    if code:
+        return code
 
     ssl: dict[str, str] | None = None
     if launch.tls:
+        from nn_server.tls import self_signed, server_context
+
         try:
             if config.tls_cert is not None and config.tls_key is not None:
                 cert, key = config.tls_cert, config.tls_key
@@ -143,21 +134,71 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
           f"{config.state_dir})", flush=True)
 
-    loader = AppLoader(factory=partial(create_app, config))
-    app = loader.load()
-    app.prepare(
-        sock=sock, ssl=ssl, debug=launch.dev, single_process=launch.dev,
-        workers=1 if launch.dev else config.workers, motd=False, access_log=config.access_log,
-    )
+    settings: dict[str, Any] = {
+        "sock": sock, "ssl": ssl, "debug": launch.dev, "motd": False,
+        "access_log": config.access_log,
+    }
     try:
-        if launch.dev:
+        if launch.dev:  # one process: it is the worker
+            from nn_server.app import create_app
+
+            app = create_app(config)
+            app.prepare(single_process=True, workers=1, **settings)
             Sanic.serve_single(app)
-        else:
-            Sanic.serve(primary=app, app_loader=loader)
+        else:  # the workers build the full app; this process keeps a skeleton
+            from nn_server.primary import create_primary, create_worker_app
+
+            primary = create_primary(config)
+            primary.prepare(workers=config.workers, **settings)
+            Sanic.serve(primary=primary,
+                        app_loader=AppLoader(factory=partial(create_worker_app, config)))
     finally:
-        stop_trainers(config, list(REGISTRY))
+        stop_trainers(config.state_dir)
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def prepare_state(config: Config) -> int:
+    """Seed and check every network's state: its served weights intact (else the previous
+    version, else the shipped weights), weights to serve at all (else a warning: it
+    answers 503 until trained). An exit status: 0, or EXIT_START with the reason printed."""
+    from nn_server.networks import REGISTRY
+    from nn_server.state import NetworkState, StateError
+
+    try:
+        for name, cls in REGISTRY.items():
+            weights = config.seed_for(name, cls.shipped_weights())
+            state = NetworkState.of(config.state_dir, name, keep=config.keep_versions)
+            repaired = state.recover(cls.shipped_weights())
+            if repaired:
+                print(f"nn_server: warning: {cls.title}: {repaired}", file=sys.stderr,
+                      flush=True)
+            if not state.seed(weights):
+                # The others serve; this one answers 503 until a training gives it weights.
+                print(f"nn_server: warning: {cls.title} has no weights ({weights} does not "
+                      f"exist): /{name}/classify answers 503 until it is trained",
+                      file=sys.stderr, flush=True)
+    except (StateError, OSError) as exc:
+        return fail(f"state directory {config.state_dir}: {exc}", EXIT_START)
+    return 0
+
+
+def in_child(function: Callable[[Config], int], config: Config) -> int:
+    """Run ``function(config)`` in a forked child and return its exit status (nothing runs
+    in this process yet — no threads — so forking is safe)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = EXIT_START
+        try:
+            code = function(config)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 if __name__ == "__main__":

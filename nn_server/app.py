@@ -24,7 +24,8 @@ from nn_server.auth import Authenticator
 from nn_server.body import check_length
 from nn_server.config import Config
 from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable, TooManyAttempts
-from nn_server.metrics import WorkerMetrics, forget
+from nn_server.metrics import WorkerMetrics
+from nn_server.primary import APP_NAME
 from nn_server.routes import (
     health_blueprint,
     inference_blueprint,
@@ -35,11 +36,10 @@ from nn_server.routes import (
 from nn_server.routes.health import PUBLIC_PATHS
 from nn_server.serving import Models
 from nn_server.training.supervisor import Supervisor
-from nn_server.workers import Watchdog, watch_parent
+from nn_server.workers import watch_parent
 
 App = Sanic[Any, Any]
 
-APP_NAME = "nn_server"
 JSON = "application/json"
 WORKER_HEADER = "X-NN-Worker"
 MAX_PENDING_CHECKS = 16
@@ -70,7 +70,7 @@ def create_app(config: Config) -> App:
         app.ctx.metrics = WorkerMetrics()
         app.ctx.models = Models(
             config.state_dir, config.max_batch, config.max_delay_ms, config.batching,
-            on_batch=app.ctx.metrics.observe_batch,
+            on_batch=app.ctx.metrics.observe_batch, runtime=config.runtime,
         )
         app.ctx.supervisor = Supervisor(config)
 
@@ -87,18 +87,6 @@ def create_app(config: Config) -> App:
         if hasattr(app, "multiplexer"):  # a production worker: it has a main process
             app.ctx.tasks.append(asyncio.create_task(watch_parent(app.multiplexer.state._state)))
 
-    # In the production server's main process: replace workers that die.
-    @app.main_process_ready
-    async def watch_workers(app: App) -> None:
-        manager = getattr(app, "_manager", None)  # absent in the single-process server
-        if manager is not None:
-            app.ctx.watchdog = Watchdog(manager, on_death=forget)
-            app.ctx.watchdog.start()
-
-    @app.main_process_stop
-    async def unwatch_workers(app: App) -> None:
-        if getattr(app.ctx, "watchdog", None) is not None:
-            app.ctx.watchdog.stop.set()
 
     # After, not before, the server stops: Sanic first finishes the requests in flight
     # (its graceful shutdown), and those still need the batcher and the models.

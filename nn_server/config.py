@@ -15,6 +15,7 @@ from pathlib import Path
 
 MB = 1024 * 1024
 KEEP_VERSIONS = 5
+RUNTIMES = ("onnx", "mxnet")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's multi-process folder; it must be set before the library is imported."""
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -77,6 +78,9 @@ class Config:
     run whatever has queued at once, which batches under load and adds nothing when idle."""
     batching: bool = True
     """Micro-batch concurrent requests (``NN_BATCHING=0`` runs each request on its own)."""
+    runtime: str = "onnx"
+    """What runs the workers' forward passes (``NN_RUNTIME``): ``onnx``, ONNX Runtime on the
+    versions' ONNX exports (no MXNet in the workers), or ``mxnet`` (say for a GPU)."""
     access_log: bool = True
     """One line per request on stdout: client, request line, status, size (``NN_ACCESS_LOG``)."""
     localaddr: str | None = None
@@ -112,6 +116,7 @@ class Config:
             max_batch=reader.integer("NN_MAX_BATCH", cls.max_batch),
             max_delay_ms=reader.number("NN_MAX_DELAY_MS", cls.max_delay_ms, allow_zero=True),
             batching=reader.flag("NN_BATCHING", default=cls.batching),
+            runtime=reader.choice("NN_RUNTIME", RUNTIMES, cls.runtime),
             access_log=reader.flag("NN_ACCESS_LOG", default=cls.access_log),
             localaddr=env.get("NN_LOCALADDR") or None,
             ssl_dir=reader.path("NN_SSL_DIR"),
@@ -186,6 +191,12 @@ class _Reader:
         if number < 0 or (number == 0 and not allow_zero):
             raise ConfigError(f"{name} must be positive, not {number}")
         return number
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.env.get(name, "").strip().lower() or default
+        if value not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}, not {value!r}")
+        return value
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.env.get(name, "").strip().lower()

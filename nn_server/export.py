@@ -23,13 +23,41 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nn_server.networks import REGISTRY, Network, network_class
+from nn_server.networks.base import ONNX_INPUT
 from nn_server.records import write_atomic
 
 if TYPE_CHECKING:
     from mxnet.gluon import HybridBlock
 
-INPUT = "image"
+INPUT = ONNX_INPUT
 OUTPUT = "probabilities"
+EXPORT_TIMEOUT_S = 300.0
+
+
+class ExportError(RuntimeError):
+    """The export process failed; the message has the end of what it said."""
+
+
+async def export_in_process(cls: type[Network], weights: Path, target: Path) -> None:
+    """Export ``weights`` to ``target`` with ``python -m nn_server.export`` in a process of
+    its own: MXNet (large, and not for a server worker's threads) stays out of the caller."""
+    import asyncio
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "nn_server.export", "--network", cls.name, str(weights),
+        str(target), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), EXPORT_TIMEOUT_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise ExportError(f"exporting {weights.name} took over {EXPORT_TIMEOUT_S:.0f} s") \
+            from None
+    if process.returncode != 0 or not target.is_file():
+        raise ExportError(f"exporting {weights.name} failed: "
+                          f"{stderr.decode(errors='replace')[-2000:]}")
 
 
 def servable(cls: type[Network], block: HybridBlock) -> HybridBlock:

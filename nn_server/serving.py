@@ -28,8 +28,10 @@ import cv2
 
 from nn_server.batching import BatcherClosed, BatchStats, MicroBatcher
 from nn_server.errors import Unavailable
+from nn_server.export import export_in_process
 from nn_server.images import ImageError
 from nn_server.networks import REGISTRY, Network, Prediction
+from nn_server.records import weights_version
 from nn_server.state import NetworkState, Pointer
 
 Answer = tuple[Prediction, str]
@@ -81,6 +83,8 @@ class Models:
     batching: bool = True
     on_batch: Callable[[str, int], None] | None = None
     """Told each forward pass's network and size (for the metrics)."""
+    runtime: str = "onnx"
+    """What runs the forward pass: ``onnx`` (ONNX Runtime, the default) or ``mxnet``."""
     served: dict[str, Served] = field(default_factory=dict)
     inference: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="nn-inference")
@@ -150,7 +154,12 @@ class Models:
         loop = asyncio.get_running_loop()
         for weights in candidates:
             try:
-                return await loop.run_in_executor(self.inference, load, served.cls, weights)
+                onnx = weights.with_suffix(".onnx")
+                if self.runtime == "onnx" and weights.is_file() and not onnx.is_file():
+                    log.info("%s: exporting %s to ONNX first", served.cls.name, weights.name)
+                    await export_in_process(served.cls, weights, onnx)
+                return await loop.run_in_executor(self.inference, load, served.cls, weights,
+                                                  self.runtime)
             except Exception as exc:  # damaged, missing, or not this network's
                 reason = next((line for line in str(exc).splitlines() if line.strip()), "")
                 log.error("%s: could not load weights %s (%s: %s)%s", served.cls.name,
@@ -198,7 +207,11 @@ class Models:
             self.inference.shutdown(wait=False, cancel_futures=True)
 
 
-def load(cls: type[Network], weights: Path) -> Network:
+def load(cls: type[Network], weights: Path, runtime: str) -> Network:
+    """``cls`` with ``weights``, in ONNX Runtime (their export beside them) or MXNet."""
     network = cls()
-    network.initialize(weights)
+    if runtime == "onnx":
+        network.load_onnx(weights.with_suffix(".onnx"), weights_version(weights))
+    else:
+        network.initialize(weights)
     return network

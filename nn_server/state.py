@@ -369,6 +369,15 @@ class NetworkState:
         return self.lock_holder() is not None
 
 
+def stop_trainers(state_dir: Path) -> None:
+    """SIGTERM every trainer still holding a network's lock (each records 'stopped')."""
+    for lock in Path(state_dir).glob("*/train.lock"):
+        pid = NetworkState(lock.parent).lock_holder()
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+
+
 def is_version(text: str) -> bool:
     """Whether ``text`` looks like a version: 12 lowercase hex digits (a content hash)."""
     return len(text) == VERSION_LENGTH and all(c in "0123456789abcdef" for c in text)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sys
 from pathlib import Path
 
 from sanic import Blueprint, Request
@@ -15,12 +14,12 @@ from sanic.response import HTTPResponse, file, json
 
 from nn_server.config import Config
 from nn_server.errors import ApiError, Conflict, NotFound
+from nn_server.export import ExportError, export_in_process
 from nn_server.networks import REGISTRY, Network
 from nn_server.routes.verbs import read
 from nn_server.state import DamagedVersion, NetworkState, UnknownVersion
 
 ONNX_MEDIA = "application/octet-stream"
-EXPORT_TIMEOUT_S = 300.0
 log = logging.getLogger("nn_server")
 
 
@@ -76,25 +75,10 @@ def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
         if not target.is_file():
             async with exports.setdefault(version, asyncio.Lock()):
                 if not target.is_file():
-                    await export(cls, weights, target)
+                    try:
+                        await export_in_process(cls, weights, target)
+                    except ExportError as exc:
+                        log.error("ONNX export failed: %s", exc)
+                        raise ExportFailed("the ONNX export failed; the server log has "
+                                           "the details") from None
         return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
-
-
-async def export(cls: type[Network], weights: Path, target: Path) -> None:
-    """Export in a process of its own: MXNet stays out of the worker."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "nn_server.export", "--network", cls.name, str(weights),
-        str(target), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), EXPORT_TIMEOUT_S)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise ExportFailed("the ONNX export took too long; the server log has details") \
-            from None
-    if process.returncode != 0 or not target.is_file():
-        log.error("ONNX export of %s failed: %s", weights.name,
-                  stderr.decode(errors="replace")[-2000:])
-        raise ExportFailed("the ONNX export failed; the server log has the details")

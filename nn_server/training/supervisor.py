@@ -12,10 +12,8 @@ trainer that died without a word.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -126,15 +124,6 @@ class Supervisor:
         if not state.trainer_running() and state.read_status().is_training:
             record_failure(state, describe_exit(returncode))
         log.warning("trainer process %d: %s", process.pid, describe_exit(returncode))
-
-
-def stop_trainers(config: Config, networks: list[str]) -> None:
-    """SIGTERM any trainer still running when the server stops (it records 'stopped')."""
-    for network in networks:
-        pid = NetworkState.of(config.state_dir, network).lock_holder()
-        if pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
 
 
 def record_failure(state: NetworkState, reason: str) -> None:

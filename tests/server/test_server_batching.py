@@ -93,7 +93,7 @@ async def test_batch_request_answers_each_image_in_order(
     images = [b64(p) for p in IMAGES]
     images.insert(3, "this is not base64!")
     images.insert(7, b64(b"GIF89a" + b"\0" * 64))
-    images.insert(11, 17)  # type: ignore[arg-type]
+    images.insert(11, b64(b"not an image"))
     status, body, _ = await call(http, batched, "POST", "/lenet/classify",
                                  json={"images": images})
     assert status == 200, body
