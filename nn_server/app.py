@@ -30,6 +30,7 @@ from nn_server.routes import (
     health_blueprint,
     metrics_blueprint,
     networks_blueprint,
+    samples_blueprint,
     versions_blueprint,
 )
 from nn_server.routes.health import PUBLIC_PATHS
@@ -56,6 +57,7 @@ def create_app(config: Config) -> App:
     app.blueprint(networks_blueprint(config))
     app.blueprint(versions_blueprint(config))
     app.blueprint(metrics_blueprint())
+    app.blueprint(samples_blueprint())
 
     @app.before_server_start
     async def setup(app: App) -> None:

@@ -80,6 +80,14 @@ TRAINING_PARAMETERS = [
 ]
 VERSION_PARAMETER = {"name": "version", "in": "path", "required": True,
                      "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
+SAMPLE_PARAMETER = {"name": "sample", "in": "path", "required": True,
+                    "schema": {"type": "string"}, "examples": {"digit": {"value": "7_pen.jpg"}},
+                    "description": "A name from the samples list"}
+FORMAT_PARAMETER = {"name": "format", "in": "query", "required": False,
+                    "schema": {"enum": ["png"]},
+                    "description": "png: converted to PNG (what the list's preview uses for "
+                                   "TIFF, which browsers do not show)"}
+BINARY = {"type": "string", "format": "binary"}
 COMMON_ERRORS = {
     "401": error("Missing or wrong HTTP Basic credentials (WWW-Authenticate: Basic)"),
     "406": error("Accept excludes application/json"),
@@ -131,6 +139,20 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
                              "(seed-compatible mode)"),
                 **COMMON_ERRORS,
             },
+        }},
+        f"{base}/samples": {"get": {
+            "tags": tag, "summary": f"{cls.title}'s sample pictures",
+            "responses": {"200": ok("Each sample's name, label and URLs", ref("SampleList")),
+                          **COMMON_ERRORS},
+        }},
+        f"{base}/samples/{{sample}}": {"get": {
+            "tags": tag, "summary": "One sample picture",
+            "parameters": [SAMPLE_PARAMETER, FORMAT_PARAMETER],
+            "responses": {"200": {"description": "The picture (its own format, or PNG)",
+                                  "content": {f"image/{kind}": {"schema": BINARY}
+                                              for kind in ("jpeg", "png", "bmp", "tiff")}},
+                          "400": error('"format" other than png'),
+                          "404": error("No such sample"), **COMMON_ERRORS},
         }},
         f"{base}/versions": {"get": {
             "tags": tag, "summary": f"Every kept version of {cls.title}, newest first",
@@ -224,6 +246,17 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
                     "images": {"type": "array", "minItems": 1, "maxItems": 1024,
                                "items": {**string, "contentEncoding": "base64"}},
                     "top_k": TOP_K}},
+                "SampleList": {"type": "object", "required": ["samples"], "properties": {
+                    "samples": {"type": "array", "items": {
+                        "type": "object", "required": ["name", "label", "url", "preview"],
+                        "properties": {
+                            "name": {**string, "examples": ["7_pen.jpg"]},
+                            "label": {"type": ["string", "null"],
+                                      "description": "From the index the name starts with"},
+                            "url": {**string, "description": "The file as it is"},
+                            "preview": {**string, "description": "A URL every browser "
+                                                                 "shows (PNG for TIFF)"},
+                        }}}}},
                 "Version": schema_of(Version),
                 "VersionList": {"type": "object", "required": ["served", "versions"],
                                 "properties": {

@@ -1,9 +1,16 @@
-"""One blueprint per resource: the networks and their versions (generated from the
-registry), health and metrics."""
+"""One blueprint per resource: the networks, their versions and sample pictures (generated
+from the registry), health and metrics."""
 
 from nn_server.routes.health import health_blueprint
 from nn_server.routes.metrics import metrics_blueprint
 from nn_server.routes.networks import networks_blueprint
+from nn_server.routes.samples import samples_blueprint
 from nn_server.routes.versions import versions_blueprint
 
-__all__ = ["health_blueprint", "metrics_blueprint", "networks_blueprint", "versions_blueprint"]
+__all__ = [
+    "health_blueprint",
+    "metrics_blueprint",
+    "networks_blueprint",
+    "samples_blueprint",
+    "versions_blueprint",
+]
