@@ -18,6 +18,7 @@ from nn_server.state import Version
 from nn_server.training.status import TrainingStatus
 
 JSON = "application/json"
+WEB_TAG = "Web page"
 TOP_K = {"type": "integer", "minimum": 1,
          "description": "Add the k most probable labels as top (1 to the number of labels)"}
 
@@ -87,6 +88,7 @@ FORMAT_PARAMETER = {"name": "format", "in": "query", "required": False,
                     "schema": {"enum": ["png"]},
                     "description": "png: converted to PNG (what the list's preview uses for "
                                    "TIFF, which browsers do not show)"}
+NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 BINARY = {"type": "string", "format": "binary"}
 COMMON_ERRORS = {
     "401": error("Missing or wrong HTTP Basic credentials (WWW-Authenticate: Basic)"),
@@ -209,6 +211,17 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
             "summary": "This document", "security": [],
             "responses": {"200": ok("OpenAPI 3.1", {"type": "object"})},
         }},
+        "/": {"get": {
+            "tags": [WEB_TAG], "summary": "The web page: classify, train, serve versions",
+            "responses": {"200": ok("The page", {"type": "string"}, "text/html"),
+                          **COMMON_ERRORS},
+        }},
+        "/static/{name}": {"get": {
+            "tags": [WEB_TAG], "summary": "The page's scripts, style sheet and icon",
+            "parameters": [NAME_PARAMETER],
+            "responses": {"200": {"description": "The file (JavaScript, CSS or SVG)"},
+                          "404": error("No such file"), **COMMON_ERRORS},
+        }},
     }
     for cls in networks:
         paths.update(network_paths(cls))
@@ -218,7 +231,8 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
         "info": {"title": "nn-server", "version": __version__,
                  "description": "List, train and use neural networks over HTTP."},
         "security": [{"basic": []}],
-        "tags": [{"name": cls.title, "description": cls.description} for cls in networks],
+        "tags": [*({"name": cls.title, "description": cls.description} for cls in networks),
+                 {"name": WEB_TAG, "description": "What a browser opens: / and /docs"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},

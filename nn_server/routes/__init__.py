@@ -1,11 +1,12 @@
 """One blueprint per resource: the networks, their versions and sample pictures (generated
-from the registry), health and metrics."""
+from the registry), health and metrics, the web page."""
 
 from nn_server.routes.health import health_blueprint
 from nn_server.routes.metrics import metrics_blueprint
 from nn_server.routes.networks import networks_blueprint
 from nn_server.routes.samples import samples_blueprint
 from nn_server.routes.versions import versions_blueprint
+from nn_server.routes.web import web_blueprint
 
 __all__ = [
     "health_blueprint",
@@ -13,4 +14,5 @@ __all__ = [
     "networks_blueprint",
     "samples_blueprint",
     "versions_blueprint",
+    "web_blueprint",
 ]
