@@ -27,6 +27,7 @@ from nn_server.config import Config
 from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable, TooManyAttempts
 from nn_server.metrics import WorkerMetrics
 from nn_server.routes import (
+    docs_blueprint,
     health_blueprint,
     metrics_blueprint,
     networks_blueprint,
@@ -60,6 +61,7 @@ def create_app(config: Config) -> App:
     app.blueprint(metrics_blueprint())
     app.blueprint(samples_blueprint())
     app.blueprint(web_blueprint())
+    app.blueprint(docs_blueprint())
 
     @app.before_server_start
     async def setup(app: App) -> None:

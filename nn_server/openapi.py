@@ -89,6 +89,8 @@ FORMAT_PARAMETER = {"name": "format", "in": "query", "required": False,
                     "description": "png: converted to PNG (what the list's preview uses for "
                                    "TIFF, which browsers do not show)"}
 NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+ASSET_PARAMETER = {"name": "asset", "in": "path", "required": True,
+                   "schema": {"type": "string"}}
 BINARY = {"type": "string", "format": "binary"}
 COMMON_ERRORS = {
     "401": error("Missing or wrong HTTP Basic credentials (WWW-Authenticate: Basic)"),
@@ -220,6 +222,17 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
             "tags": [WEB_TAG], "summary": "The page's scripts, style sheet and icon",
             "parameters": [NAME_PARAMETER],
             "responses": {"200": {"description": "The file (JavaScript, CSS or SVG)"},
+                          "404": error("No such file"), **COMMON_ERRORS},
+        }},
+        "/docs": {"get": {
+            "tags": [WEB_TAG], "summary": "Swagger UI for this document",
+            "responses": {"200": ok("The page", {"type": "string"}, "text/html"),
+                          **COMMON_ERRORS},
+        }},
+        "/docs/{asset}": {"get": {
+            "tags": [WEB_TAG], "summary": "Swagger UI's own files",
+            "parameters": [ASSET_PARAMETER],
+            "responses": {"200": {"description": "The file (JavaScript, CSS or PNG)"},
                           "404": error("No such file"), **COMMON_ERRORS},
         }},
     }

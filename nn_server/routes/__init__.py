@@ -1,6 +1,7 @@
 """One blueprint per resource: the networks, their versions and sample pictures (generated
-from the registry), health and metrics, the web page."""
+from the registry), health and metrics, the web page and Swagger UI."""
 
+from nn_server.routes.docs import docs_blueprint
 from nn_server.routes.health import health_blueprint
 from nn_server.routes.metrics import metrics_blueprint
 from nn_server.routes.networks import networks_blueprint
@@ -9,6 +10,7 @@ from nn_server.routes.versions import versions_blueprint
 from nn_server.routes.web import web_blueprint
 
 __all__ = [
+    "docs_blueprint",
     "health_blueprint",
     "metrics_blueprint",
     "networks_blueprint",
