@@ -14,6 +14,7 @@ const DRAW_SETTLE_MS = 150; // classify once the pen has been up this long
 const $ = (id) => document.getElementById(id);
 
 const page = {
+  chosen: null, // the name of the network chosen last
   network: null, // the /<net>/about answer of the network shown
   classifying: 0, // the latest classification asked for; older answers are dropped
   poll: null, // the status poll's timer
@@ -82,11 +83,13 @@ async function start() {
   await choose(names.includes(wanted) ? wanted : names[0]);
   window.addEventListener("hashchange", () => {
     const name = decodeURIComponent(location.hash.slice(1));
-    if (names.includes(name) && name !== page.network?.name) choose(name);
+    if (names.includes(name)) choose(name);
   });
 }
 
 async function choose(name) {
+  if (name === page.chosen) return; // already shown, or on its way
+  page.chosen = name;
   for (const button of $("networks").querySelectorAll("button")) {
     button.setAttribute("aria-current", String(button.dataset.network === name));
   }
@@ -99,8 +102,10 @@ async function choose(name) {
     about = await get(`/${name}/about`);
   } catch (error) {
     toast(`Cannot describe ${name}: ${error.message}`, "error");
+    if (page.chosen === name) page.chosen = null; // let a click try again
     return;
   }
+  if (page.chosen !== name) return; // another network was chosen meanwhile
   page.network = about;
   document.title = `${about.title} · nn-server`;
   $("net-title").textContent = about.title;
@@ -178,9 +183,13 @@ async function classifyFile(file) {
   }
 }
 
+const ONE_COLUMN = window.matchMedia("(max-width: 1040px)");
+
 async function classifySample(sample, button) {
   markSample(button);
   showPicture(sample.preview, sample.name);
+  // One column: the samples are below the answer, so bring the answer into view.
+  if (ONE_COLUMN.matches) document.querySelector(".classify").scrollIntoView({ behavior: "smooth" });
   try {
     const response = await fetch(sample.url);
     if (!response.ok) throw new ApiError(`the sample could not be loaded (${response.status})`);
