@@ -13,14 +13,21 @@ const DRAW_SETTLE_MS = 150; // classify once the pen has been up this long
 
 const $ = (id) => document.getElementById(id);
 
+// Resolved with the first network's description: what is drawn or dropped while the page
+// is still loading waits for it instead of failing.
+let firstShown;
+const firstNetwork = new Promise((resolve) => { firstShown = resolve; });
+
 const page = {
   chosen: null, // the name of the network chosen last
   network: null, // the /<net>/about answer of the network shown
   classifying: 0, // the latest classification asked for; older answers are dropped
   poll: null, // the status poll's timer
+  polling: 0, // the latest status request; an older one schedules nothing
   training: false, // what the last status said, to notice a training ending
   activeSample: null,
   settle: null, // the timer that classifies a drawing once the pen rests
+  fileUrl: null, // the object URL showing an uploaded file, revoked when replaced
 };
 
 // -- small helpers -----------------------------------------------------------------------
@@ -95,7 +102,7 @@ async function choose(name) {
   }
   if (location.hash.slice(1) !== name) history.replaceState(null, "", `#${name}`);
   clearTimeout(page.poll);
-  page.classifying += 1; // answers for the previous network are dropped
+  if (page.network) page.classifying += 1; // answers for the previous network are dropped
   page.training = false;
   let about;
   try {
@@ -106,15 +113,19 @@ async function choose(name) {
     return;
   }
   if (page.chosen !== name) return; // another network was chosen meanwhile
+  const switching = page.network !== null;
   page.network = about;
+  firstShown(about);
   document.title = `${about.title} · nn-server`;
   $("net-title").textContent = about.title;
   $("net-about").textContent = about.text;
   $("epochs").placeholder = about.shipped_weights?.epochs
     ? `${about.shipped_weights.epochs} (recipe)` : "recipe";
   showFacts(null);
-  resetInput();
-  showNoAnswer("Nothing classified yet");
+  if (switching) { // the previous network's input and answer go; a first one has none
+    resetInput();
+    showNoAnswer("Nothing classified yet");
+  }
   renderChart($("chart"), { history: [], live: null, epochs: 0 });
   await Promise.all([loadSamples(), loadVersions(), pollStatus()]);
 }
@@ -154,10 +165,17 @@ function resetInput() {
   $("pad-hint").hidden = false;
   $("picture").hidden = true;
   $("picture-img").removeAttribute("src");
+  forgetFile();
   markSample(null);
 }
 
+function forgetFile() {
+  if (page.fileUrl) URL.revokeObjectURL(page.fileUrl);
+  page.fileUrl = null;
+}
+
 function showPicture(src, name) {
+  if (src !== page.fileUrl) forgetFile();
   const picture = $("picture");
   const img = $("picture-img");
   picture.classList.remove("unshown");
@@ -175,7 +193,9 @@ function showPicture(src, name) {
 async function classifyFile(file) {
   if (!file) return;
   markSample(null);
-  showPicture(URL.createObjectURL(file), file.name);
+  forgetFile();
+  page.fileUrl = URL.createObjectURL(file);
+  showPicture(page.fileUrl, file.name);
   try {
     await classify(await dataUrlOf(file));
   } catch (error) {
@@ -201,7 +221,7 @@ async function classifySample(sample, button) {
 
 async function classify(image) {
   const ticket = ++page.classifying;
-  const network = page.network;
+  const network = page.network ?? await firstNetwork;
   const started = performance.now();
   $("result").classList.add("busy");
   try {
@@ -235,6 +255,7 @@ function showAnswer(answer, elapsedMs) {
 }
 
 function showNoAnswer(message, isError = false) {
+  $("result").classList.remove("busy");
   $("answer").textContent = "";
   const confidence = $("confidence");
   confidence.textContent = isError ? `No answer: ${message}` : message;
@@ -307,6 +328,7 @@ function markSample(button) {
 
 $("train-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  if (!page.network) return; // still loading
   const query = new URLSearchParams({ promote: $("promote").value });
   const epochs = $("epochs").value.trim();
   if (epochs) query.set("epochs", epochs);
@@ -330,6 +352,7 @@ $("train-form").addEventListener("submit", async (event) => {
 
 async function pollStatus() {
   clearTimeout(page.poll);
+  const ticket = ++page.polling; // a click, the timer and a returning tab may overlap
   const network = page.network;
   let status = null;
   try {
@@ -337,7 +360,8 @@ async function pollStatus() {
   } catch (error) {
     if (network === page.network) $("train-outcome").textContent = `Status unavailable: ${error.message}`;
   }
-  if (network !== page.network) return; // the user switched networks meanwhile
+  // The user switched networks meanwhile, or a later poll is under way.
+  if (network !== page.network || ticket !== page.polling) return;
   if (status) showStatus(status);
   const training = status?.state === "training";
   if (page.training && !training) finished(status);

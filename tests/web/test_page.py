@@ -145,6 +145,17 @@ async def test_a_one_drawn_by_touch_reads_as_one(shipped_server: LiveServer,
     opened.guard.assert_clean()
 
 
+async def test_an_upload_while_the_page_loads_is_answered(shipped_server: LiveServer,
+                                                          open_page: OpenPage) -> None:
+    """Right after the page opens, before it has described its network."""
+    opened = await open_page(shipped_server)
+    path = next(p for p in REGISTRY["lenet"].sample_files() if p.name.startswith("8_"))
+    await opened.page.get_by_test_id("upload").set_input_files(path)
+    await expect(opened.page.get_by_test_id("answer")).to_have_text(answer_is("8"))
+    await expect(opened.page.locator("#picture-name")).to_have_text(path.name)
+    opened.guard.assert_clean()
+
+
 async def test_a_dropped_file_is_classified(shipped_server: LiveServer,
                                             open_page: OpenPage) -> None:
     opened = await open_page(shipped_server)
