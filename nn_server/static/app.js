@@ -28,6 +28,7 @@ const page = {
   activeSample: null,
   settle: null, // the timer that classifies a drawing once the pen rests
   fileUrl: null, // the object URL showing an uploaded file, revoked when replaced
+  served: undefined, // the served version the last status named
 };
 
 // -- small helpers -----------------------------------------------------------------------
@@ -104,6 +105,7 @@ async function choose(name) {
   clearTimeout(page.poll);
   if (page.network) page.classifying += 1; // answers for the previous network are dropped
   page.training = false;
+  page.served = undefined;
   let about;
   try {
     about = await get(`/${name}/about`);
@@ -119,8 +121,6 @@ async function choose(name) {
   document.title = `${about.title} · nn-server`;
   $("net-title").textContent = about.title;
   $("net-about").textContent = about.text;
-  $("epochs").placeholder = about.shipped_weights?.epochs
-    ? `${about.shipped_weights.epochs} (recipe)` : "recipe";
   showFacts(null);
   if (switching) { // the previous network's input and answer go; a first one has none
     resetInput();
@@ -401,6 +401,9 @@ function showStatus(status) {
     history: status.history, live: training ? progress : null,
     epochs: progress?.epochs ?? status.history.length,
   });
+  // Another client (or a rollback) changed what is served: the table follows.
+  if (page.served !== undefined && status.weights_version !== page.served) loadVersions();
+  page.served = status.weights_version;
   showFacts(status.weights_version);
   showOutcome(status);
 }
