@@ -11,9 +11,11 @@ each test ends by asserting the page stayed on the server and ran cleanly
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,10 +56,37 @@ def chromium_path() -> str:
     return path
 
 
+@contextlib.contextmanager
+def child_watcher() -> Iterator[None]:
+    """The standard event-loop policy while Playwright starts its driver process.
+
+    Tests that run a Sanic app in this process leave uvloop's policy installed, which has
+    no child watcher; the session's loop is a standard asyncio loop and asks the policy
+    for one to start a subprocess. Only the start needs it: the watcher, once attached,
+    keeps serving that process.
+    """
+    policy = asyncio.get_event_loop_policy()
+    try:
+        policy.get_child_watcher()
+    except NotImplementedError:
+        asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+        try:
+            yield
+        finally:
+            asyncio.set_event_loop_policy(policy)
+        return
+    yield
+
+
 @pytest.fixture(scope="session")
 async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as driver:
-        yield driver
+    driver = async_playwright()
+    with child_watcher():
+        started = await driver.__aenter__()
+    try:
+        yield started
+    finally:
+        await driver.__aexit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
