@@ -50,7 +50,8 @@ def add_sample_routes(bp: Blueprint, cls: type[Network]) -> None:
         path = {p.name: p for p in cls.sample_files()}.get(unquote(sample))
         if path is None:
             raise NotFound(f"{cls.title} has no sample {sample!r}; see /{name}/samples")
-        wanted = request.args.get("format")
+        # Blank values kept: "?format=" is a bad value, not none.
+        wanted = request.get_args(keep_blank_values=True).get("format")
         if wanted is None:
             return await file(path, mime_type=MEDIA_TYPES[path.suffix.lower()])
         if wanted != "png":

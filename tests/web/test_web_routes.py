@@ -121,6 +121,7 @@ async def test_a_tiff_sample_converts_to_png(server: LiveServer, http) -> None:
     ("/lenet/samples/%2E%2E%2Fconftest.py", 404),
     ("/lenet/samples/.", 404),
     ("/lenet/samples/7_pen.jpg?format=gif", 400),
+    ("/lenet/samples/7_pen.jpg?format=", 400),
 ])
 async def test_bad_sample_requests_are_json_errors(server: LiveServer, http, path: str,
                                                    expected: int) -> None:
