@@ -2,7 +2,7 @@
 # Install nn-server into ./.venv on a fresh Debian/Ubuntu machine. Safe to run again.
 #
 #   ./install.sh          CPU build of MXNet, runtime only
-#   ./install.sh dev      plus the test and lint tools (pytest, tox, ruff, mypy, ...)
+#   ./install.sh dev      plus the test and lint tools (pytest, tox, ruff, mypy, chromium, ...)
 #   ./install.sh gpu      CUDA build of MXNet (mxnet-cu112) instead of the CPU one
 #   ./install.sh gpu dev  both
 #
@@ -42,18 +42,33 @@ case "$version" in
     exit 1 ;;
 esac
 
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+
 # OpenCV's wheel (needed by gluoncv, and by our preprocessing) links the system's libGL and
 # GLib, which minimal Debian/Ubuntu images lack.
 if command -v ldconfig >/dev/null 2>&1 && \
    ! { ldconfig -p | grep -q 'libGL\.so\.1' && ldconfig -p | grep -q 'libgthread-2\.0\.so\.0'; }; then
   if command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
     echo "==> installing libgl1 and libglib2.0-0 for OpenCV"
     $sudo apt-get update -qq && $sudo apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
   else
     echo "install.sh: OpenCV needs libGL.so.1 and libgthread-2.0.so.0; install them" \
          "with your package manager (Debian: libgl1 libglib2.0-0)" >&2
+    exit 1
+  fi
+fi
+
+# The web page's tests drive a real browser: the system's Chromium, through Playwright
+# (Playwright's own browser downloads come from hosts test machines may not reach).
+if [ "$dev" = 1 ] && [ -z "${NN_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium for the web page's tests"
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "install.sh: the web page's tests need Chromium; install it with your package" \
+         "manager (Debian: chromium), or set NN_CHROMIUM=/path/to/chromium" >&2
     exit 1
   fi
 fi

@@ -27,11 +27,14 @@ from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable, TooM
 from nn_server.metrics import WorkerMetrics
 from nn_server.primary import APP_NAME
 from nn_server.routes import (
+    docs_blueprint,
     health_blueprint,
     inference_blueprint,
     metrics_blueprint,
     networks_blueprint,
+    samples_blueprint,
     versions_blueprint,
+    web_blueprint,
 )
 from nn_server.routes.health import PUBLIC_PATHS
 from nn_server.serving import Models
@@ -58,6 +61,9 @@ def create_app(config: Config) -> App:
     app.blueprint(versions_blueprint(config))
     app.blueprint(metrics_blueprint())
     app.blueprint(inference_blueprint(config))
+    app.blueprint(samples_blueprint())
+    app.blueprint(web_blueprint())
+    app.blueprint(docs_blueprint())
 
     @app.before_server_start
     async def setup(app: App) -> None:
@@ -163,7 +169,7 @@ async def limit_body(request: Request) -> None:
 
 async def check_accept(request: Request) -> None:
     """406 unless the client accepts what the route answers with: JSON, except where the
-    route says otherwise (``ctx_answers``: the metrics' text, an ONNX file)."""
+    route says otherwise (``ctx_answers``: the metrics' text, an ONNX file, the web page)."""
     accept = request.headers.get("accept", "").strip()
     if not accept:
         return

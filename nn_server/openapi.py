@@ -18,6 +18,7 @@ from nn_server.state import Version
 from nn_server.training.status import TrainingStatus
 
 JSON = "application/json"
+WEB_TAG = "Web page"
 TOP_K = {"type": "integer", "minimum": 1,
          "description": "Add the k most probable labels as top (1 to the number of labels)"}
 
@@ -80,6 +81,17 @@ TRAINING_PARAMETERS = [
 ]
 VERSION_PARAMETER = {"name": "version", "in": "path", "required": True,
                      "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
+SAMPLE_PARAMETER = {"name": "sample", "in": "path", "required": True,
+                    "schema": {"type": "string"}, "examples": {"digit": {"value": "7_pen.jpg"}},
+                    "description": "A name from the samples list"}
+FORMAT_PARAMETER = {"name": "format", "in": "query", "required": False,
+                    "schema": {"enum": ["png"]},
+                    "description": "png: converted to PNG (what the list's preview uses for "
+                                   "TIFF, which browsers do not show)"}
+NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+ASSET_PARAMETER = {"name": "asset", "in": "path", "required": True,
+                   "schema": {"type": "string"}}
+BINARY = {"type": "string", "format": "binary"}
 COMMON_ERRORS = {
     "401": error("Missing or wrong HTTP Basic credentials (WWW-Authenticate: Basic)"),
     "406": error("Accept excludes application/json"),
@@ -131,6 +143,20 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
                              "(seed-compatible mode)"),
                 **COMMON_ERRORS,
             },
+        }},
+        f"{base}/samples": {"get": {
+            "tags": tag, "summary": f"{cls.title}'s sample pictures",
+            "responses": {"200": ok("Each sample's name, label and URLs", ref("SampleList")),
+                          **COMMON_ERRORS},
+        }},
+        f"{base}/samples/{{sample}}": {"get": {
+            "tags": tag, "summary": "One sample picture",
+            "parameters": [SAMPLE_PARAMETER, FORMAT_PARAMETER],
+            "responses": {"200": {"description": "The picture (its own format, or PNG)",
+                                  "content": {f"image/{kind}": {"schema": BINARY}
+                                              for kind in ("jpeg", "png", "bmp", "tiff")}},
+                          "400": error('"format" other than png'),
+                          "404": error("No such sample"), **COMMON_ERRORS},
         }},
         f"{base}/versions": {"get": {
             "tags": tag, "summary": f"Every kept version of {cls.title}, newest first",
@@ -325,6 +351,28 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
             "summary": "This document", "security": [],
             "responses": {"200": ok("OpenAPI 3.1", {"type": "object"})},
         }},
+        "/": {"get": {
+            "tags": [WEB_TAG], "summary": "The web page: classify, train, serve versions",
+            "responses": {"200": ok("The page", {"type": "string"}, "text/html"),
+                          **COMMON_ERRORS},
+        }},
+        "/static/{name}": {"get": {
+            "tags": [WEB_TAG], "summary": "The page's scripts, style sheet and icon",
+            "parameters": [NAME_PARAMETER],
+            "responses": {"200": {"description": "The file (JavaScript, CSS or SVG)"},
+                          "404": error("No such file"), **COMMON_ERRORS},
+        }},
+        "/docs": {"get": {
+            "tags": [WEB_TAG], "summary": "Swagger UI for this document",
+            "responses": {"200": ok("The page", {"type": "string"}, "text/html"),
+                          **COMMON_ERRORS},
+        }},
+        "/docs/{asset}": {"get": {
+            "tags": [WEB_TAG], "summary": "Swagger UI's own files",
+            "parameters": [ASSET_PARAMETER],
+            "responses": {"200": {"description": "The file (JavaScript, CSS or PNG)"},
+                          "404": error("No such file"), **COMMON_ERRORS},
+        }},
     }
     for cls in networks:
         paths.update(network_paths(cls))
@@ -337,7 +385,8 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
         "security": [{"basic": []}],
         "tags": [*({"name": cls.title, "description": cls.description} for cls in networks),
                  {"name": V2_TAG, "description": "KServe V2 REST, with Triton's binary "
-                                                 "tensor data and classification extensions"}],
+                                                 "tensor data and classification extensions"},
+                 {"name": WEB_TAG, "description": "What a browser opens: / and /docs"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
@@ -365,6 +414,17 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
                     "images": {"type": "array", "minItems": 1, "maxItems": 1024,
                                "items": {**string, "contentEncoding": "base64"}},
                     "top_k": TOP_K}},
+                "SampleList": {"type": "object", "required": ["samples"], "properties": {
+                    "samples": {"type": "array", "items": {
+                        "type": "object", "required": ["name", "label", "url", "preview"],
+                        "properties": {
+                            "name": {**string, "examples": ["7_pen.jpg"]},
+                            "label": {"type": ["string", "null"],
+                                      "description": "From the index the name starts with"},
+                            "url": {**string, "description": "The file as it is"},
+                            "preview": {**string, "description": "A URL every browser "
+                                                                 "shows (PNG for TIFF)"},
+                        }}}}},
                 "Version": schema_of(Version),
                 "VersionList": {"type": "object", "required": ["served", "versions"],
                                 "properties": {
