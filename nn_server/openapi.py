@@ -76,19 +76,23 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
     tag = [cls.title]
     base = f"/{cls.name}"
     training_503 = error(f"Seed-compatible mode only: {cls.title} is training")
+    # GET is the original contract, POST the proper method; both do the same.
+    train = {
+        "tags": tag, "summary": f"Start training {cls.title} in the background",
+        "description": "Needs the admin role. Refused to browsers on another site.",
+        "responses": {
+            "200": ok("Training started (answers at once)", ref("TrainingStarted")),
+            "403": error("Not an admin, or a browser request from another site"),
+            "409": error("A training is already running"),
+            "503": training_503, **COMMON_ERRORS,
+        },
+    }
     return {
         f"{base}/about": {"get": {
             "tags": tag, "summary": f"Describe {cls.title}",
             "responses": {"200": ok("The description", ref("About")), **COMMON_ERRORS},
         }},
-        f"{base}/train": {"get": {
-            "tags": tag, "summary": f"Start training {cls.title} in the background",
-            "responses": {
-                "200": ok("Training started (answers at once)", ref("TrainingStarted")),
-                "409": error("A training is already running"),
-                "503": training_503, **COMMON_ERRORS,
-            },
-        }},
+        f"{base}/train": {"get": train, "post": {**train}},
         f"{base}/train/status": {"get": {
             "tags": tag, "summary": "The last training result and live progress",
             "responses": {
