@@ -18,7 +18,7 @@ import sys
 from functools import partial
 
 from nn_server.arguments import Launch, parse, resolve_host
-from nn_server.auth import UsersError, load_users
+from nn_server.auth import UsersError, load_users, permission_warning
 from nn_server.config import Config, ConfigError
 
 EXIT_CONFIG = 2
@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         users = load_users(config.users_file, config.users)
     except (ConfigError, UsersError) as exc:
         return fail(str(exc), EXIT_CONFIG)
+    if config.users_file is not None and (warning := permission_warning(config.users_file)):
+        print(f"nn_server: warning: {warning}", file=sys.stderr, flush=True)
     launch = dataclasses.replace(launch, host=resolve_host(launch.host, config.localaddr))
     # Workers run inference from one thread, so MXNet's synchronous engine serves them
     # best: no engine threads, and a third less overhead per call than the threaded one
