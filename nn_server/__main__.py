@@ -17,9 +17,10 @@ import socket
 import sys
 from functools import partial
 
-from nn_server.arguments import Launch, parse, resolve_host
+from nn_server.arguments import LOCALADDR, Launch, parse, resolve_host
 from nn_server.auth import UsersError, load_users, permission_warning
 from nn_server.config import Config, ConfigError
+from nn_server.hosts import known_names
 
 EXIT_CONFIG = 2
 EXIT_START = 1
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     shown = f"[{host}]" if ":" in host else host
     if users is None and not is_loopback(host):
         warn_default_credentials(host)
+    # The names clients may use for this server (the Host check, nn_server.hosts).
+    lan = resolve_host(LOCALADDR, config.localaddr)
+    config = dataclasses.replace(
+        config, allowed_hosts=(*config.allowed_hosts, *known_names(host, lan)))
     mode = "development server" if launch.dev else f"{config.workers} workers"
     print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
           f"{config.state_dir})", flush=True)
