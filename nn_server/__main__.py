@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from sanic.worker.loader import AppLoader
 
     from nn_server.app import create_app
+    from nn_server.connections import Connection
     from nn_server.metrics import SERVER_ID_ENV
     from nn_server.metrics import folder as metrics_folder
     from nn_server.networks import REGISTRY
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     app.prepare(
         sock=sock, ssl=ssl, debug=launch.dev, single_process=launch.dev,
         workers=1 if launch.dev else config.workers, motd=False, access_log=config.access_log,
+        protocol=Connection,  # deadlines, a connection cap, strict parsing: see there
     )
     try:
         if launch.dev:

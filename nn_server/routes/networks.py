@@ -69,10 +69,10 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
 
     # ctx_changes_state marks the routes that change what the server does (training,
     # serving a version): only they need an admin and a same-site browser. GET is the
-    # original contract; POST is the proper method for it. ignore_body: the body (there
-    # should be none) is never read, so nothing is read before authentication.
-    @bp.route(f"/{name}/train", methods=["GET", "POST"], name=f"{name}_train",
-              ignore_body=True, ctx_changes_state=True)
+    # original contract; POST is the proper method for it.
+    @bp.route(  # type: ignore[untyped-decorator]  # Sanic types only get/post/... fully
+        f"/{name}/train", methods=["GET", "POST"], name=f"{name}_train",
+        ctx_changes_state=True)
     async def train(request: Request) -> HTTPResponse:
         refuse_while_training()
         supervisor: Supervisor = request.app.ctx.supervisor
