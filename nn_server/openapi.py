@@ -65,10 +65,13 @@ def error(description: str) -> dict[str, Any]:
     return ok(description, ref("Error"))
 
 
+WRONG_HOST = {"421": error("The Host header names a host this server does not answer to")}
 COMMON_ERRORS = {
     "401": error("Missing or wrong HTTP Basic credentials (WWW-Authenticate: Basic)"),
     "406": error("Accept excludes application/json"),
-    "429": error("Too many password checks queued; retry after Retry-After seconds"),
+    **WRONG_HOST,
+    "429": error("Too many password checks from this client queued; retry after Retry-After "
+                 "seconds"),
 }
 
 
@@ -130,7 +133,7 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
         }},
         "/health": {"get": {
             "summary": "Liveness", "security": [],
-            "responses": {"200": ok("The process answers", {"type": "object"})},
+            "responses": {"200": ok("The process answers", {"type": "object"}), **WRONG_HOST},
         }},
         "/ready": {"get": {
             "summary": "Readiness: this worker has weights loaded",
@@ -144,7 +147,7 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
         }},
         "/openapi.json": {"get": {
             "summary": "This document", "security": [],
-            "responses": {"200": ok("OpenAPI 3.1", {"type": "object"})},
+            "responses": {"200": ok("OpenAPI 3.1", {"type": "object"}), **WRONG_HOST},
         }},
     }
     for cls in networks:

@@ -6,13 +6,14 @@ is in tests/server/test_server_security.py."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from nn_server import gate
+from nn_server import auth, gate
 from nn_server.auth import (
     ADMIN,
     USER,
@@ -22,6 +23,7 @@ from nn_server.auth import (
     hash_problem,
     parse_users,
     permission_warning,
+    verify_password,
 )
 from nn_server.clients import Clients, parse_networks
 from nn_server.config import Config, ConfigError
@@ -165,6 +167,19 @@ def test_a_malformed_entry_is_named(entry: str, problem: str) -> None:
     assert problem in str(error.value)
     assert "alice" in str(error.value) or not entry.startswith("alice")
     assert hash_problem(HASH) is None
+
+
+def test_the_hash_tool_writes_the_role(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": "s3cret")
+    assert auth.main(["--role", "admin", "carol"]) == 0
+    assert auth.main(["dave"]) == 0
+    users = parse_users(capsys.readouterr().out, "output")
+    assert (users["carol"].role, users["dave"].role) == (ADMIN, USER)
+    assert verify_password("s3cret", users["carol"].hash)
+    with pytest.raises(SystemExit) as refused:
+        auth.main(["eve:x"])
+    assert refused.value.code == 2
 
 
 def test_a_users_file_others_can_read_gets_a_warning(tmp_path: Path) -> None:

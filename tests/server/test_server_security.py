@@ -9,7 +9,9 @@
 6. a trickling head or body is closed within 40 s, and a worker holds a bounded number of
    connections;
 7. a malformed users file stops the server, one others can read gets a warning, and failure
-   reasons carry no server paths.
+   reasons carry no server paths;
+
+and the original client (the seed README's requests code) works unchanged.
 
 The pure pieces are tested in tests/test_security.py.
 """
@@ -17,6 +19,7 @@ The pure pieces are tested in tests/test_security.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -153,6 +156,25 @@ async def test_a_cross_site_train_is_refused_and_trains_nothing(
     # without CORS, which the server does not grant).
     status, _, _ = await call(http, server, "GET", "/list_nn", headers=browser)
     assert status == 200
+
+
+def seed_client(url: str) -> list[Any]:
+    """The original README's Python client (requests, a Basic header, base64 in JSON)."""
+    import requests
+
+    auth = base64.b64encode(b"test_nn:lenet")
+    headers = {"Authorization": "Basic " + auth.decode()}
+    answers = [requests.get(url + path, headers=headers, timeout=30).json()
+               for path in ("/list_nn", "/lenet/about", "/lenet/train/status")]
+    data = {"image": base64.b64encode(IMAGES[0].read_bytes()).decode()}
+    response = requests.post(url + "/lenet/classify", headers=headers, json=data, timeout=30)
+    return [*answers, response.json()]
+
+
+async def test_the_original_client_works_unchanged(server: LiveServer) -> None:
+    listed, about, status, classified = await asyncio.to_thread(seed_client, server.url)
+    assert listed["text"] == ["LeNet url:/lenet"] and isinstance(about["text"], str)
+    assert isinstance(status["accuracy"], str) and isinstance(classified["number"], str)
 
 
 # -- 3. roles, allowed names, warnings and paths: one server with its own users --------------
