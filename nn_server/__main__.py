@@ -136,10 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     shown = f"[{host}]" if ":" in host else host
     if users is None and not is_loopback(host):
         warn_default_credentials(host)
-    # The names clients may use for this server (the Host check, nn_server.hosts).
+    # The names clients may use for this server (the Host check, nn_server.hosts): the
+    # one it was started with, the address that gave, and this machine's.
     lan = resolve_host(LOCALADDR, config.localaddr)
-    config = dataclasses.replace(
-        config, allowed_hosts=(*config.allowed_hosts, *known_names(host, lan)))
+    config = dataclasses.replace(config, allowed_hosts=(
+        *config.allowed_hosts, launch.host.lower(), *known_names(host, lan)))
     mode = "development server" if launch.dev else f"{config.workers} workers"
     print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
           f"{config.state_dir})", flush=True)
