@@ -4,7 +4,8 @@
 2. a browser's cross-site request to a route that changes state: 403, and nothing trains;
 3. roles: a ``user`` cannot train, an ``admin`` can;
 4. a flood of wrong passwords from 127.0.0.2 leaves logins from 127.0.0.1 working;
-5. malformed requests (non-UTF-8 credentials, bad targets, lenient framing): 4xx JSON and
+5. malformed and randomly damaged requests (non-UTF-8 credentials, bad targets, lenient
+   framing): 4xx JSON and
    one log line, no traceback; a client that hangs up is no error; 100 Continue after auth;
 6. a trickling head or body is closed within 40 s, and a worker holds a bounded number of
    connections;
@@ -23,6 +24,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import subprocess
 import sys
 import uuid
@@ -400,6 +402,47 @@ async def test_a_malformed_request_gets_4xx_json_and_one_log_line(
     assert "Traceback" not in after and "ERROR" not in after, after
     assert "\x1b" not in after, "control characters are escaped in the log"
     assert len([line for line in after.splitlines() if f" {expected} " in line]) == 1, after
+
+
+MUTATIONS = 200
+NOISE = b"\x00\x01\x1b\x7f\x80\xff :;,\t\r\n/?#%@[]0x9-+_HTTP"
+
+
+def mutated(rnd: random.Random, request: bytes, keep: bytes) -> bytes:
+    """``request`` with a few bytes replaced, inserted or deleted, before ``keep`` (the
+    credentials: wrong ones would be guesses, and count against this address)."""
+    data = bytearray(request)
+    for _ in range(rnd.randint(1, 4)):
+        pos, roll = rnd.randrange(data.find(keep)), rnd.random()
+        if roll < 0.4:
+            data[pos] = rnd.choice(NOISE)
+        elif roll < 0.7:
+            data[pos:pos] = bytes([rnd.choice(NOISE)]) * rnd.randint(1, 3)
+        else:
+            del data[pos:pos + rnd.randint(1, 5)]
+    return bytes(data)
+
+
+async def test_mutated_requests_never_get_a_5xx_or_a_traceback(server: LiveServer,
+                                                              http) -> None:
+    """Random damage to a valid request: every answer is below 500 and JSON, and the log
+    holds no traceback. (A request whose damage leaves it incomplete is still waited for:
+    no answer within a second is fine here; the deadlines close those.)"""
+    rnd = random.Random(14)
+    valid = (b"POST /lenet/classify HTTP/1.1\r\n" + host_line(server) +
+             b"Content-Type: application/json\r\nContent-Length: 13\r\n" + AUTH +
+             b"\r\n{\"image\": \"\"}")
+    marker = await mark(http, server)
+    statuses: list[int] = []
+    for _ in range(MUTATIONS // 20):
+        batch = [exchange(server, mutated(rnd, valid, AUTH), quiet_s=1.0) for _ in range(20)]
+        for received, _ in await asyncio.gather(*batch):
+            if received.startswith(b"HTTP/1.1 ") and complete(received):
+                statuses.append(answer(received)[0])
+    assert statuses and max(statuses) < 500, sorted(set(statuses))
+    assert len(statuses) >= MUTATIONS // 2, "most damage is answered at once"
+    after = log_after(server, marker)
+    assert "Traceback" not in after and "ERROR" not in after
 
 
 async def test_parse_errors_with_the_right_password_are_not_401(server: LiveServer) -> None:
