@@ -5,8 +5,8 @@
 3. roles: a ``user`` cannot train, an ``admin`` can;
 4. a flood of wrong passwords from 127.0.0.2 leaves logins from 127.0.0.1 working;
 5. malformed and randomly damaged requests (non-UTF-8 credentials, bad targets, lenient
-   framing): 4xx JSON and
-   one log line, no traceback; a client that hangs up is no error; 100 Continue after auth;
+   framing): 4xx JSON and one log line, no traceback; a client that hangs up is no error;
+   100 Continue only after authentication;
 6. a trickling head or body is closed within 40 s, and a worker holds a bounded number of
    connections;
 7. a malformed users file stops the server, one others can read gets a warning, and failure
