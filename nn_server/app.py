@@ -16,6 +16,7 @@ import os
 import time
 from typing import Any
 
+import sanic.headers
 from sanic import Request, Sanic
 from sanic.helpers import STATUS_CODES
 from sanic.response import BaseHTTPResponse
@@ -50,8 +51,7 @@ log = logging.getLogger("nn_server")
 
 
 def create_app(config: Config) -> App:
-    # Sanic's table of reason phrases lacks RFC 9110's 421 (it would say "UNKNOWN").
-    STATUS_CODES.setdefault(421, b"Misdirected Request")
+    name_misdirected_request()
     app = Sanic(APP_NAME, error_handler=JsonErrorHandler())
     # Sanic's own last-resort rendering (errors before our handler runs) must be JSON too.
     app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -117,6 +117,16 @@ def create_app(config: Config) -> App:
     app.middleware(name_worker, "response")
     app.middleware(count_request, "response")
     return app
+
+
+def name_misdirected_request() -> None:
+    """Sanic's reason phrases lack RFC 9110's 421, and it formats its status lines once, at
+    import: without this, 421 goes out as "421 UNKNOWN" (harmless, clients ignore the
+    phrase, but misleading in curl -v)."""
+    STATUS_CODES.setdefault(421, b"Misdirected Request")
+    lines = getattr(sanic.headers, "_HTTP1_STATUSLINES", None)
+    if isinstance(lines, list) and len(lines) > 421:
+        lines[421] = b"HTTP/1.1 421 Misdirected Request\r\n"
 
 
 async def publish_metrics(app: App) -> None:

@@ -134,6 +134,9 @@ async def test_a_foreign_host_is_refused(server: LiveServer, http) -> None:
     received, _ = await exchange(server, b"GET /list_nn HTTP/1.1\r\nHost: a b\r\n" + AUTH +
                                  b"\r\n")
     assert answer(received)[0] == 400
+    received, _ = await exchange(server, b"GET /list_nn HTTP/1.1\r\nHost: attacker.example"
+                                 b"\r\n" + AUTH + b"\r\n")
+    assert received.startswith(b"HTTP/1.1 421 Misdirected Request\r\n"), received[:40]
 
 
 # -- 2. cross-site requests -------------------------------------------------------------------
