@@ -2,8 +2,11 @@
 
 Nothing is created at import time. Each worker process calls ``create_app`` (through
 Sanic's ``AppLoader``) and gets its own ``app.ctx``: the served networks (``models``),
-the trainer ``supervisor`` and the ``authenticator``. What workers must agree on lives in
-the state directory (``nn_server.state``), not in memory.
+the trainer ``supervisor``, the ``authenticator`` and its password ``auth_gate``, and the
+``hosts`` it answers to. What workers must agree on lives in the state directory
+(``nn_server.state``), not in memory. The connection-level defences (deadlines, the
+connection cap, strict parsing) are in ``nn_server.connections``, the protocol
+``python -m nn_server`` serves with.
 """
 
 from __future__ import annotations
