@@ -19,9 +19,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from nn_server.arguments import Launch, parse, resolve_host
-from nn_server.auth import UsersError, load_users
+from nn_server.arguments import LOCALADDR, Launch, parse, resolve_host
+from nn_server.auth import UsersError, load_users, permission_warning
 from nn_server.config import Config, ConfigError
+from nn_server.hosts import known_names
 
 EXIT_CONFIG = 2
 EXIT_START = 1
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         users = load_users(config.users_file, config.users)
     except (ConfigError, UsersError) as exc:
         return fail(str(exc), EXIT_CONFIG)
+    if config.users_file is not None and (warning := permission_warning(config.users_file)):
+        print(f"nn_server: warning: {warning}", file=sys.stderr, flush=True)
     launch = dataclasses.replace(launch, host=resolve_host(launch.host, config.localaddr))
     # Workers run inference from one thread, so MXNet's synchronous engine serves them
     # best: no engine threads, and a third less overhead per call than the threaded one
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    from nn_server.connections import Connection
     from nn_server.state import stop_trainers
 
     # Preparing the state directory loads every network's module (NumPy, OpenCV, ...). The
@@ -130,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     shown = f"[{host}]" if ":" in host else host
     if users is None and not is_loopback(host):
         warn_default_credentials(host)
+    # The names clients may use for this server (the Host check, nn_server.hosts): the
+    # one it was started with, the address that gave, and this machine's.
+    lan = resolve_host(LOCALADDR, config.localaddr)
+    config = dataclasses.replace(config, allowed_hosts=(
+        *config.allowed_hosts, launch.host.lower(), *known_names(host, lan)))
     mode = "development server" if launch.dev else f"{config.workers} workers"
     print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
           f"{config.state_dir})", flush=True)
@@ -137,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     settings: dict[str, Any] = {
         "sock": sock, "ssl": ssl, "debug": launch.dev, "motd": False,
         "access_log": config.access_log,
+        "protocol": Connection,  # deadlines, a connection cap, strict parsing: see there
     }
     try:
         if launch.dev:  # one process: it is the worker

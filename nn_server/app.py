@@ -2,28 +2,42 @@
 
 Nothing is created at import time. Each worker process calls ``create_app`` (through
 Sanic's ``AppLoader``) and gets its own ``app.ctx``: the served networks (``models``),
-the trainer ``supervisor`` and the ``authenticator``. What workers must agree on lives in
-the state directory (``nn_server.state``), not in memory.
+the trainer ``supervisor``, the ``authenticator`` and its password ``auth_gate``, and the
+``hosts`` it answers to. What workers must agree on lives in the state directory
+(``nn_server.state``), not in memory. The connection-level defences (deadlines, the
+connection cap, strict parsing) are in ``nn_server.connections``, the protocol
+``python -m nn_server`` serves with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
+import sanic.headers
 from sanic import Request, Sanic
-from sanic.response import BaseHTTPResponse, HTTPResponse
+from sanic.helpers import STATUS_CODES
+from sanic.response import BaseHTTPResponse
 
-from nn_server.auth import Authenticator
+from nn_server.auth import ADMIN, Authenticator, decode_basic
 from nn_server.body import check_length
+from nn_server.clients import Clients
 from nn_server.config import Config
-from nn_server.errors import AuthRequired, JsonErrorHandler, NotAcceptable, TooManyAttempts
+from nn_server.errors import (
+    AuthRequired,
+    Forbidden,
+    InvalidRequest,
+    JsonErrorHandler,
+    MisdirectedRequest,
+    NotAcceptable,
+)
+from nn_server.gate import AuthGate
+from nn_server.hosts import HostError, HostPolicy, other_site
 from nn_server.metrics import WorkerMetrics
 from nn_server.primary import APP_NAME
 from nn_server.routes import (
@@ -45,17 +59,23 @@ App = Sanic[Any, Any]
 
 JSON = "application/json"
 WORKER_HEADER = "X-NN-Worker"
-MAX_PENDING_CHECKS = 16
-"""Password checks (~50 ms each) a worker queues before answering 429."""
 log = logging.getLogger("nn_server")
 
 
 def create_app(config: Config) -> App:
+    name_misdirected_request()
     app = Sanic(APP_NAME, error_handler=JsonErrorHandler())
     # Sanic's own last-resort rendering (errors before our handler runs) must be JSON too.
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.REQUEST_MAX_SIZE = config.max_body
+    # With nn_server.connections.Connection, the head's deadline from its first byte (Sanic
+    # alone restarts it with every byte) and the grace before the body rate counts.
+    app.config.REQUEST_TIMEOUT = config.head_timeout_s  # type: ignore[assignment]  # a float
+    app.config.KEEP_ALIVE_TIMEOUT = config.keep_alive_s  # type: ignore[assignment]  # works
     app.ctx.config = config
+    app.ctx.hosts = HostPolicy(config.allowed_hosts)
+    app.ctx.clients = Clients(tuple(ipaddress.ip_network(n) for n in config.trusted_proxies))
+    app.ctx.admit = admit  # for nn_server.connections, before it answers "100 Continue"
     app.blueprint(health_blueprint())
     app.blueprint(networks_blueprint(config))
     app.blueprint(versions_blueprint(config))
@@ -106,9 +126,10 @@ def create_app(config: Config) -> App:
         await app.ctx.supervisor.close()
         app.ctx.auth_gate.executor.shutdown(wait=False, cancel_futures=True)
 
-    # Request middleware runs in registration order: refuse what we will not read, then
-    # who you are, then what you accept.
+    # Request middleware runs in registration order: refuse what is not meant for us, then
+    # what we will not read, then who you are (and may you), then what you accept.
     app.on_request(start_clock)
+    app.on_request(check_host)
     app.on_request(limit_body)
     app.on_request(authenticate)
     app.on_request(check_accept)
@@ -117,32 +138,14 @@ def create_app(config: Config) -> App:
     return app
 
 
-@dataclass
-class AuthGate:
-    """This worker's password checks. Hashing takes tens of milliseconds on purpose, so it
-    runs off the event loop, one check at a time, and requests that carry the same header
-    share one check (a client's first burst costs one hash, not one per connection). Past
-    ``MAX_PENDING_CHECKS`` distinct headers waiting, a flood of guesses gets 429s, costing
-    at most one core per worker, while verified clients go on as before."""
-
-    executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="nn-auth")
-    )
-    checks: dict[bytes, asyncio.Future[str | None]] = field(default_factory=dict)
-
-    async def verify(self, authenticator: Authenticator, header: str) -> str | None:
-        key = authenticator.fingerprint(header)
-        check = self.checks.get(key)
-        if check is None:
-            if len(self.checks) >= MAX_PENDING_CHECKS:
-                raise TooManyAttempts("too many password checks in progress; retry shortly")
-            check = asyncio.get_running_loop().run_in_executor(
-                self.executor, authenticator.verify, header
-            )
-            self.checks[key] = check
-            check.add_done_callback(lambda _: self.checks.pop(key, None))
-        # shield: a client that hangs up must not cancel the check others are waiting on.
-        return await asyncio.shield(check)
+def name_misdirected_request() -> None:
+    """Sanic's reason phrases lack RFC 9110's 421, and it formats its status lines once, at
+    import: without this, 421 goes out as "421 UNKNOWN" (harmless, clients ignore the
+    phrase, but misleading in curl -v)."""
+    STATUS_CODES.setdefault(421, b"Misdirected Request")
+    lines = getattr(sanic.headers, "_HTTP1_STATUSLINES", None)
+    if isinstance(lines, list) and len(lines) > 421:
+        lines[421] = b"HTTP/1.1 421 Misdirected Request\r\n"
 
 
 async def start_clock(request: Request) -> None:
@@ -181,17 +184,53 @@ async def check_accept(request: Request) -> None:
         raise NotAcceptable(f"answers are application/json; Accept was {accept!r}")
 
 
-async def authenticate(request: Request) -> HTTPResponse | None:
-    """HTTP Basic auth on every route but /health; 401 with WWW-Authenticate otherwise."""
+async def admit(request: Request) -> None:
+    """What a request must pass before the server invites its body (``Expect:
+    100-continue``): the checks of the request middleware that do not need the body."""
+    check_host(request)
+    check_length(request, request.app.ctx.config.max_body)
+    await authenticate(request)
+
+
+def check_host(request: Request) -> None:
+    """421 (400 when malformed) unless the Host names this server: a page that rebinds its
+    own name to our address sends its name. 403 for a browser's request from another site
+    to a route that changes state. Synchronous: no coroutine per request."""
+    try:
+        host = request.app.ctx.hosts.host_of(request.headers.getall("host", []),
+                                             request.version)
+    except HostError as exc:
+        error = MisdirectedRequest if exc.status == 421 else InvalidRequest
+        raise error(str(exc)) from None
+    route = request.route
+    if route is not None and getattr(route.ctx, "changes_state", False):
+        reason = other_site(request.headers, host)
+        if reason is not None:
+            raise Forbidden("this route changes what the server does and refuses requests "
+                            f"a browser sends from another site ({reason})")
+
+
+async def authenticate(request: Request) -> None:
+    """HTTP Basic auth on every route but the public ones (401 with WWW-Authenticate
+    otherwise), and the admin role for the routes that change state (403)."""
     if request.path in PUBLIC_PATHS:
-        return None
+        return
     header = request.headers.get("authorization")
     if not header:
         raise AuthRequired("authentication required: use HTTP Basic auth")
     authenticator: Authenticator = request.app.ctx.authenticator
-    if authenticator.cached(header) is not None:
-        return None
-    user = await request.app.ctx.auth_gate.verify(authenticator, header)
+    user = authenticator.cached(header)
     if user is None:
-        raise AuthRequired("wrong user name or password")
-    return None
+        if decode_basic(header) is None:  # costs no hash, and is no guess
+            raise AuthRequired("the Authorization header is not HTTP Basic credentials "
+                               "(Basic, then base64 of user:password)")
+        client = request.app.ctx.clients.client_of(request.ip,
+                                                    request.headers.get("x-forwarded-for"))
+        user = await request.app.ctx.auth_gate.verify(authenticator, header, client)
+        if user is None:
+            raise AuthRequired("wrong user name or password")
+    route = request.route
+    if route is not None and getattr(route.ctx, "changes_state", False) \
+            and authenticator.role_of(user) != ADMIN:
+        raise Forbidden(f"{request.method} {request.path} needs the admin role; user "
+                        f"{user!r} has the role {authenticator.role_of(user)!r}")

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from nn_server.clients import parse_networks
+from nn_server.hosts import ANY, host_name
+
 MB = 1024 * 1024
 KEEP_VERSIONS = 5
 RUNTIMES = ("onnx", "mxnet")
@@ -48,9 +51,9 @@ class Config:
     ``<network>.params`` files, or one such file; a network without one there starts from
     its shipped weights."""
     users_file: Path | None = None
-    """``user:hash`` lines (``NN_USERS_FILE``); see ``nn_server.auth``."""
+    """``user:hash:role`` lines (``NN_USERS_FILE``); see ``nn_server.auth``."""
     users: str | None = None
-    """Comma-separated ``user:hash`` entries (``NN_USERS``), added to the file's."""
+    """Comma-separated ``user:hash:role`` entries (``NN_USERS``), added to the file's."""
     max_body: int = 16 * MB
     """Largest accepted request body in bytes (``NN_MAX_BODY``)."""
     workers: int = len(os.sched_getaffinity(0))  # the CPUs this process may use
@@ -93,6 +96,23 @@ class Config:
     """The user's own certificate chain (``NN_TLS_CERT``), used instead of a self-signed one."""
     tls_key: Path | None = None
     """The private key for ``tls_cert`` (``NN_TLS_KEY``)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names (or addresses) the server answers to besides its own (``NN_ALLOWED_HOSTS``,
+    comma-separated; ``.example.com`` for a domain and its subdomains, ``*`` for any);
+    ``python -m nn_server`` adds its bound address and this machine's names and addresses.
+    See ``nn_server.hosts``."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks of reverse proxies whose ``X-Forwarded-For`` names the client
+    (``NN_TRUSTED_PROXIES``), for limits kept per client. See ``nn_server.clients``."""
+    head_timeout_s: float = 10.0
+    """Time for a whole request head from its first byte, and the grace before the body
+    rate counts (``NN_HEAD_TIMEOUT_S``)."""
+    min_body_rate: int = 16384
+    """Bytes per second a request body must average (``NN_MIN_BODY_RATE``; 0: no limit)."""
+    keep_alive_s: float = 20.0
+    """How long an idle connection stays open for its next request (``NN_KEEP_ALIVE_S``)."""
+    max_connections: int = 512
+    """Open connections per worker process (``NN_MAX_CONNECTIONS``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -122,6 +142,13 @@ class Config:
             ssl_dir=reader.path("NN_SSL_DIR"),
             tls_cert=reader.path("NN_TLS_CERT"),
             tls_key=reader.path("NN_TLS_KEY"),
+            allowed_hosts=reader.allowed_hosts("NN_ALLOWED_HOSTS"),
+            trusted_proxies=reader.networks("NN_TRUSTED_PROXIES"),
+            head_timeout_s=reader.number("NN_HEAD_TIMEOUT_S", cls.head_timeout_s),
+            min_body_rate=int(reader.number("NN_MIN_BODY_RATE", cls.min_body_rate,
+                                            allow_zero=True)),
+            keep_alive_s=reader.number("NN_KEEP_ALIVE_S", cls.keep_alive_s),
+            max_connections=reader.integer("NN_MAX_CONNECTIONS", cls.max_connections),
         )
         if (config.tls_cert is None) != (config.tls_key is None):
             raise ConfigError("set both NN_TLS_CERT and NN_TLS_KEY, or neither")
@@ -197,6 +224,20 @@ class _Reader:
         if value not in options:
             raise ConfigError(f"{name} must be one of {', '.join(options)}, not {value!r}")
         return value
+
+    def allowed_hosts(self, name: str) -> tuple[str, ...]:
+        entries = [e.strip().lower() for e in self.env.get(name, "").split(",") if e.strip()]
+        for entry in entries:
+            if entry != ANY and host_name(entry.removeprefix(".")) is None:
+                raise ConfigError(f"{name}: {entry!r} is not a host name or address "
+                                  "(or .domain, or *)")
+        return tuple(entries)
+
+    def networks(self, name: str) -> tuple[str, ...]:
+        try:
+            return tuple(str(n) for n in parse_networks(self.env.get(name, "")))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.env.get(name, "").strip().lower()

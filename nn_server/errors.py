@@ -1,21 +1,27 @@
 """Every error the server answers with, and the one handler that renders them all as JSON.
 
-    SanicException (Sanic's own: NotFound 404, MethodNotAllowed 405, PayloadTooLarge 413, ...)
+    SanicException (Sanic's own: BadRequest 400, NotFound 404, MethodNotAllowed 405,
+    │               RequestTimeout 408, PayloadTooLarge 413, ...)
     └── ApiError                     a domain error: subclasses fix status_code and quiet
-        ├── InvalidRequest       400  bad JSON, missing/non-string "image", bad base64
+        ├── InvalidRequest       400  bad JSON, missing/non-string "image", bad base64,
+        │                             a malformed Host
         ├── AuthRequired         401  with WWW-Authenticate
+        ├── Forbidden            403  the wrong role, or a browser on another site
         ├── NotFound             404  no such version (Sanic's own NotFound: no such route)
         ├── NotAcceptable        406  Accept excludes application/json
         ├── Conflict             409  a damaged version cannot be served
         │   └── TrainingInProgress    a training is already running
         ├── BodyTooLarge         413  over NN_MAX_BODY
         ├── UnsupportedMediaType 415  body not JSON
+        ├── MisdirectedRequest   421  a Host this server does not answer to
         ├── TooManyAttempts      429  password checks queued beyond the limit
         └── Unavailable          503  not ready; "network is training" in seed-compatible mode
 
 Image problems (``nn_server.images.ImageError``) map to 400, or 415 for a format we
-do not read. Anything else is a bug: 500, logged with its traceback, and the client sees
-only a generic message. The body is always ``{"error": "<message>", "status": <code>}``.
+do not read. A client that hangs up (``RequestCancelled``) is no error of ours: 499, as
+nginx logs it, and no traceback. Anything else is a bug: 500, logged with its traceback,
+and the client sees only a generic message. The body is always
+``{"error": "<message>", "status": <code>}``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from sanic import Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import RequestCancelled, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.log import error_logger
 from sanic.response import HTTPResponse, json
@@ -32,6 +38,8 @@ from nn_server.images import ImageError, UnsupportedFormat
 
 REALM = "nn-server"
 INTERNAL_ERROR = "internal server error; the server log has the details"
+CLIENT_CLOSED = 499
+"""nginx's status for a request whose client hung up before the answer (never sent)."""
 
 
 class ApiError(SanicException):
@@ -48,6 +56,10 @@ class InvalidRequest(ApiError):
 class AuthRequired(ApiError):
     status_code = 401
     headers = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}  # noqa: RUF012
+
+
+class Forbidden(ApiError):
+    status_code = 403
 
 
 class NotFound(ApiError):
@@ -74,6 +86,10 @@ class UnsupportedMediaType(ApiError):
     status_code = 415
 
 
+class MisdirectedRequest(ApiError):
+    status_code = 421
+
+
 class TooManyAttempts(ApiError):
     status_code = 429
     headers = {"Retry-After": "1"}  # noqa: RUF012
@@ -86,6 +102,8 @@ class Unavailable(ApiError):
 def status_of(exception: BaseException) -> int:
     if isinstance(exception, SanicException):
         return int(exception.status_code)
+    if isinstance(exception, RequestCancelled):
+        return CLIENT_CLOSED
     if isinstance(exception, UnsupportedFormat):
         return 415
     if isinstance(exception, ImageError):
@@ -97,6 +115,8 @@ def error_body(exception: BaseException, status: int) -> dict[str, Any]:
     """The JSON body for ``exception``; the batch form of classify reuses it per image."""
     if status >= 500 and not isinstance(exception, ApiError):
         return {"error": INTERNAL_ERROR, "status": status}
+    if status == CLIENT_CLOSED:
+        return {"error": "the client closed the connection", "status": status}
     message = getattr(exception, "message", None) or str(exception) or "error"
     return {"error": str(message), "status": status}
 

@@ -92,10 +92,13 @@ NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"ty
 ASSET_PARAMETER = {"name": "asset", "in": "path", "required": True,
                    "schema": {"type": "string"}}
 BINARY = {"type": "string", "format": "binary"}
+WRONG_HOST = {"421": error("The Host header names a host this server does not answer to")}
 COMMON_ERRORS = {
     "401": error("Missing or wrong HTTP Basic credentials (WWW-Authenticate: Basic)"),
     "406": error("Accept excludes application/json"),
-    "429": error("Too many password checks queued; retry after Retry-After seconds"),
+    **WRONG_HOST,
+    "429": error("Too many password checks from this client queued; retry after Retry-After "
+                 "seconds"),
 }
 
 
@@ -103,23 +106,33 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
     tag = [cls.title]
     base = f"/{cls.name}"
     training_503 = error(f"Seed-compatible mode only: {cls.title} is training")
+    # GET is the original contract, POST the proper method; both do the same.
+    train = {
+        "tags": tag, "summary": f"Start training {cls.title} in the background",
+        "description": "The result is served only if it is at least as accurate as the "
+                       "served weights on the same test images (promote=better), or anyway "
+                       "(promote=always); it is kept as a version either way. Needs the "
+                       "admin role; refused to browsers on another site. The options go in "
+                       "the query, or in a POST's JSON body.",
+        "parameters": TRAINING_PARAMETERS,
+        "responses": {
+            "200": ok("Training started (answers at once)", ref("TrainingStarted")),
+            "400": error("Bad epochs or promote"),
+            "403": error("Not an admin, or a browser request from another site"),
+            "409": error("A training is already running"),
+            "503": training_503, **COMMON_ERRORS,
+        },
+    }
     return {
         f"{base}/about": {"get": {
             "tags": tag, "summary": f"Describe {cls.title}",
             "responses": {"200": ok("The description", ref("About")), **COMMON_ERRORS},
         }},
-        f"{base}/train": {"get": {
-            "tags": tag, "summary": f"Start training {cls.title} in the background",
-            "description": "The result is served only if it is at least as accurate as "
-                           "the served weights on the same test images (promote=better), "
-                           "or anyway (promote=always); it is kept as a version either way.",
-            "parameters": TRAINING_PARAMETERS,
-            "responses": {
-                "200": ok("Training started (answers at once)", ref("TrainingStarted")),
-                "400": error("Bad epochs or promote"),
-                "409": error("A training is already running"),
-                "503": training_503, **COMMON_ERRORS,
-            },
+        f"{base}/train": {"get": train, "post": {
+            **train, "requestBody": {"required": False, "content": {JSON: {"schema": {
+                "type": "object", "additionalProperties": False, "properties": {
+                    "epochs": TRAINING_PARAMETERS[0]["schema"],
+                    "promote": TRAINING_PARAMETERS[1]["schema"]}}}}},
         }},
         f"{base}/train/status": {"get": {
             "tags": tag, "summary": "The last training result and live progress",
@@ -335,7 +348,7 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
         }},
         "/health": {"get": {
             "summary": "Liveness", "security": [],
-            "responses": {"200": ok("The process answers", {"type": "object"})},
+            "responses": {"200": ok("The process answers", {"type": "object"}), **WRONG_HOST},
         }},
         "/ready": {"get": {
             "summary": "Readiness: this worker has weights loaded",
@@ -349,7 +362,7 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
         }},
         "/openapi.json": {"get": {
             "summary": "This document", "security": [],
-            "responses": {"200": ok("OpenAPI 3.1", {"type": "object"})},
+            "responses": {"200": ok("OpenAPI 3.1", {"type": "object"}), **WRONG_HOST},
         }},
         "/": {"get": {
             "tags": [WEB_TAG], "summary": "The web page: classify, train, serve versions",

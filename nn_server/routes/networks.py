@@ -71,9 +71,12 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
         return json(described)
 
     # ctx_changes_state marks the routes that change what the server does (training,
-    # serving a version): only they need an admin and a same-site browser.
-    # GET only: HEAD must be safe, and this GET (the original contract's) is not.
-    @bp.get(f"/{name}/train", name=f"{name}_train", ctx_changes_state=True)
+    # serving a version): only they need an admin and a same-site browser. GET is the
+    # original contract; POST is the proper method for it. Neither takes HEAD: HEAD must be
+    # safe, and these are not.
+    @bp.route(  # type: ignore[untyped-decorator]  # Sanic types only get/post/... fully
+        f"/{name}/train", methods=["GET", "POST"], name=f"{name}_train",
+        ctx_changes_state=True)
     async def train(request: Request) -> HTTPResponse:
         refuse_while_training()
         supervisor: Supervisor = request.app.ctx.supervisor

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from nn_server.redaction import hide_paths
+
 State = Literal["idle", "training", "failed"]
 STATES: tuple[State, ...] = ("idle", "training", "failed")
 
@@ -138,9 +140,11 @@ class TrainingStatus:
         )
 
     def failed(self, reason: str, now: str) -> TrainingStatus:
-        """The training failed; the last successful result (and the served weights) stay."""
+        """The training failed; the last successful result (and the served weights) stay.
+        The reason is shown to clients, so it names no absolute server paths."""
         return dataclasses.replace(
-            self, state="failed", stage="failed", error=reason, pid=None, finished=now,
+            self, state="failed", stage="failed", error=hide_paths(reason), pid=None,
+            finished=now,
         )
 
     @property

@@ -583,7 +583,7 @@ def test_bodies_over_the_limit_are_413(shipped_server: LiveServer) -> None:
     inflates past the limit is cut off there."""
     url = urlsplit(shipped_server.url)
     with socket.create_connection((url.hostname, url.port), timeout=30) as raw:
-        raw.sendall(f"POST /v2/models/lenet/infer HTTP/1.1\r\nHost: x\r\n"
+        raw.sendall(f"POST /v2/models/lenet/infer HTTP/1.1\r\nHost: {url.netloc}\r\n"
                     f"Authorization: {basic_auth(*shipped_server.auth)}\r\n"
                     f"Content-Length: {17 * MB}\r\n\r\n".encode())
         head = raw.recv(65536).decode(errors="replace")
