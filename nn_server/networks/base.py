@@ -44,6 +44,9 @@ class Augmentation:
     """Translate by up to ± this many pixels (zero padding, then a random crop)."""
     flip: bool = False
     """Mirror left-right with probability 1/2 (garments, not digits)."""
+    erase: float = 0.0
+    """Probability of blanking one random rectangle (2-25 % of the image, aspect 0.3-3.3)
+    to the background: random erasing, for networks that must not lean on one part."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from nn_server.datasets import Split
 from nn_server.networks.base import Augmentation
 
 Normalizer = Callable[[NDArray[np.uint8]], NDArray[np.float32]]
+ERASE_AREA = (0.02, 0.25)
+ERASE_ASPECT = (0.3, 3.3)
 
 
 class Batches:
@@ -19,7 +21,8 @@ class Batches:
 
     Every augmentation is vectorised over the batch. Shifts pad every image once and then
     take a random window per sample through a strided view, so they cost one gather per
-    batch instead of a Python loop; flips reverse the columns of a random half.
+    batch instead of a Python loop; flips reverse the columns of a random half; erasing
+    masks one rectangle per chosen image with comparisons against coordinate ranges.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class Batches:
         self.augmentation = augmentation or Augmentation()
         self.rng = np.random.default_rng(seed)
         _, h, w = split.images.shape
+        self.height, self.width = h, w
         shift = self.augmentation.shift
         if shift:
             padded = np.pad(split.images, ((0, 0), (shift, shift), (shift, shift)))
@@ -62,7 +66,25 @@ class Batches:
         if self.augmentation.flip:
             mirrored = self.rng.random(idx.size) < 0.5
             images = np.where(mirrored[:, None, None], images[:, :, ::-1], images)
+        if self.augmentation.erase:
+            images = np.where(self.erasures(idx.size), np.uint8(0), images)
         return images
+
+    def erasures(self, n: int) -> NDArray[np.bool_]:
+        """One random rectangle per image, for a random ``erase`` share of them: (n, H, W)."""
+        area = self.rng.uniform(*ERASE_AREA, n) * self.height * self.width
+        low, high = np.log(ERASE_ASPECT)
+        aspect = np.exp(self.rng.uniform(low, high, n))
+        h = np.clip(np.round(np.sqrt(area * aspect)), 1, self.height).astype(np.int64)
+        w = np.clip(np.round(np.sqrt(area / aspect)), 1, self.width).astype(np.int64)
+        top = (self.rng.random(n) * (self.height - h + 1)).astype(np.int64)
+        left = (self.rng.random(n) * (self.width - w + 1)).astype(np.int64)
+        chosen = self.rng.random(n) < self.augmentation.erase
+        rows, cols = np.arange(self.height), np.arange(self.width)
+        in_rows = (rows >= top[:, None]) & (rows < (top + h)[:, None])
+        in_cols = (cols >= left[:, None]) & (cols < (left + w)[:, None])
+        mask: NDArray[np.bool_] = in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None]
+        return mask
 
     def __iter__(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
         n = len(self.split)
