@@ -63,6 +63,8 @@ def ensure_data() -> Path:
 
 
 DATA_DIR = ensure_data()
+LISTED = [f"{cls.title} url:/{cls.name}" for cls in REGISTRY.values()]
+"""``/list_nn``'s original text: a line per registered network, LeNet first."""
 USER, PASSWORD = "test_nn", "lenet"
 AUTH_HEADER = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 SERVING_LINE = re.compile(r"Serving on (https?://\S+)")

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.conftest import LiveServer
+from nn_server.networks import REGISTRY
+from tests.conftest import LISTED, LiveServer
 from tests.server.conftest import IMAGES, b64, call
 
 MODES = ["server", "prod_server"]
@@ -36,8 +37,9 @@ async def test_ready_reports_the_weights_version(live: LiveServer, http) -> None
 async def test_list_nn(live: LiveServer, http) -> None:
     status, body, _ = await call(http, live, "GET", "/list_nn")
     assert status == 200
-    assert body["text"] == ["LeNet url:/lenet"]
-    assert body["networks"] == [{"name": "lenet", "title": "LeNet", "url": "/lenet"}]
+    assert body["text"] == LISTED and LISTED[0] == "LeNet url:/lenet"
+    assert body["networks"] == [{"name": cls.name, "title": cls.title, "url": f"/{cls.name}"}
+                                for cls in REGISTRY.values()]
 
 
 async def test_about(live: LiveServer, http) -> None:

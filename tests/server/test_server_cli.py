@@ -15,7 +15,7 @@ import pytest
 import trustme
 
 from nn_server.arguments import DEFAULT_PORT, LOCALADDR, Launch, local_address, parse
-from tests.conftest import ROOT, LiveServer, start_server
+from tests.conftest import LISTED, ROOT, LiveServer, start_server
 from tests.server.conftest import call
 
 # (argv, dev, tls, host, port) for the ten combinations of the original README.
@@ -75,7 +75,7 @@ async def test_combination_serves(http, argv, dev, tls, host, port) -> None:
         bound = int(live.url.rsplit(":", 1)[1])
         assert bound == port if port else bound > 0
         status, body, _ = await call(http, live, "GET", "/list_nn")
-        assert status == 200 and body["text"] == ["LeNet url:/lenet"]
+        assert status == 200 and body["text"] == LISTED
         workers = set()
         for _ in range(8 if not dev else 2):
             _, ready, _ = await call(http, live, "GET", "/ready")

@@ -16,7 +16,7 @@ from nn_server.app import create_app
 from nn_server.config import Config
 from nn_server.state import NetworkState
 from nn_server.training.run import TrainingJob, train_network
-from tests.conftest import AUTH_HEADER, DATA_DIR, ROOT, LiveServer, start_server
+from tests.conftest import AUTH_HEADER, DATA_DIR, LISTED, ROOT, LiveServer, start_server
 from tests.server.conftest import b64, call, wait_for
 from tests.throwaway import ENTRY, Tiny
 
@@ -87,7 +87,7 @@ async def test_without_weights_it_answers_503_alone_then_trains(plugged: LiveSer
                                  json={"image": b64(SAMPLE)})
     assert status == 200 and body["number"] == "3"
     status, body, _ = await call(http, live, "GET", "/list_nn")
-    assert body["text"] == ["LeNet url:/lenet", "Tiny url:/tiny"]
+    assert body["text"] == [*LISTED, "Tiny url:/tiny"]
 
     status, body, _ = await call(http, live, "GET", "/tiny/train")
     assert status == 200, body
