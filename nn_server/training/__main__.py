@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import sys
 from pathlib import Path
+
+# Before MXNet loads: left unset, MXNet keeps a core for its engine and gives the math one
+# thread fewer than the machine has — half of a 2-core machine. Use them all, as the
+# server's trainer does (NN_TRAIN_THREADS).
+os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 
 from mxnet.base import MXNetError
 from rich.console import Console
