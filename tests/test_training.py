@@ -255,3 +255,34 @@ def test_evaluate_missing_weights_fails_clearly(tmp_path: Path) -> None:
     result = run_cli("evaluate", "--weights", str(tmp_path / "none.params"), "--no-download")
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
     assert "error" in result.stderr
+
+
+def test_distortions_keep_the_digit_in_the_frame_and_its_label() -> None:
+    """Turning, slanting, resizing and elastic distortion move ink, keep its amount about
+    the same, never move it out of the image, and leave the labels in place."""
+    split = marked_split(64)
+    big = np.zeros((64, 28, 28), np.uint8)
+    big[:, 8:20, 10:18] = 255
+    split = datasets.Split(big, split.labels)
+    distort = Augmentation(rotate=12, shear=0.3, scale=0.1, elastic=1.0)
+    [(x, y)] = list(Batches(split, 64, identity, augmentation=distort, seed=3))
+    assert np.array_equal(np.sort(y), np.sort(split.labels.astype(np.float32)))
+    changed = (x[:, 0] != big).any(axis=(1, 2)).mean()
+    assert changed > 0.9, "nearly every image is distorted"
+    ink = x[:, 0].sum(axis=(1, 2)) / big.sum(axis=(1, 2))
+    assert (ink > 0.6).all() and (ink < 1.5).all(), "the ink stays, roughly"
+    assert x[:, 0, 0, :].max() == 0 and x[:, 0, :, 0].max() == 0, "nothing reaches the edge"
+
+
+def test_strokes_get_thicker_or_thinner_and_blur_softens() -> None:
+    images = np.zeros((200, 28, 28), np.uint8)
+    images[:, 10:18, 12:16] = 255
+    split = datasets.Split(images, np.zeros(200, np.uint8))
+    [(x, _)] = list(Batches(split, 200, identity, augmentation=Augmentation(stroke=1.0)))
+    areas = (x[:, 0] > 0).sum(axis=(1, 2))
+    assert set(np.unique(areas)) == {7 * 3, 9 * 5}, "2×2 min or max: a pixel either way"
+    assert 60 < (areas > 32).sum() < 140, "about half thicker"
+    [(soft, _)] = list(Batches(split, 200, identity, augmentation=Augmentation(blur=1.0)))
+    row = soft[:, 0, 13]
+    assert (row[:, 11] > 0).all(), "ink spreads past the edge"
+    assert (row[:, 12] < 255).all() and (row[:, 13] == 255).all(), "edges soften, not cores"

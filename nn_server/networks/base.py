@@ -47,6 +47,19 @@ class Augmentation:
     erase: float = 0.0
     """Probability of blanking one random rectangle (2-25 % of the image, aspect 0.3-3.3)
     to the background: random erasing, for networks that must not lean on one part."""
+    rotate: float = 0.0
+    """Turn by up to ± this many degrees (a page held askew)."""
+    shear: float = 0.0
+    """Slant by up to ± this shear factor (writing that leans)."""
+    scale: float = 0.0
+    """Resize by a factor within 1 ± this."""
+    elastic: float = 0.0
+    """Probability of an elastic distortion (Simard et al., 2003): another hand."""
+    stroke: float = 0.0
+    """Probability of strokes a pixel thicker or thinner (a marker, a fine pen), either
+    way alike."""
+    blur: float = 0.0
+    """Probability of a slight blur (a 3×3 binomial filter): a camera out of focus."""
 
 
 @dataclass(frozen=True)
