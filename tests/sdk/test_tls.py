@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from nn_sdk import ConnectError, NNClient, NNError
+from nn_server.networks import REGISTRY
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
 
@@ -15,7 +16,7 @@ IMAGES = Path(__file__).resolve().parents[2] / "images"
 async def test_trusting_the_certificate_file(tls_server: Any) -> None:
     assert tls_server.url.startswith("https://") and tls_server.cafile is not None
     async with NNClient(tls_server.url, verify=tls_server.cafile) as client:
-        assert [n.name for n in await client.list_networks()] == ["lenet"]
+        assert [n.name for n in await client.list_networks()] == list(REGISTRY)
         assert (await client.about()).title == "LeNet"
 
 
