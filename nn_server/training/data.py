@@ -110,7 +110,7 @@ class Batches:
             warped = cv2.warpAffine(images[i], matrix, (self.width, self.height),
                                     flags=cv2.INTER_LINEAR, borderValue=(0,))
             if distort[i] and self.fields is not None:
-                dx, dy = self.fields[picks[i]] * signs[i][:, None, None]
+                dx, dy = (self.fields[picks[i]] * signs[i][:, None, None]).astype(np.float32)
                 warped = cv2.remap(warped, xs + dx, ys + dy, cv2.INTER_LINEAR, borderValue=(0,))
             out[i] = warped
         return out
