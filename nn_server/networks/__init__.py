@@ -16,6 +16,7 @@ from nn_server.networks.base import Augmentation, Network, Prediction, Recipe
 
 NETWORKS: tuple[str, ...] = (
     "nn_server.networks.lenet:LeNet",
+    "nn_server.networks.fashion:Fashion",
 )
 EXTRA_ENV = "NN_EXTRA_NETWORKS"
 
