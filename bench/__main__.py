@@ -1,7 +1,8 @@
 """``python -m bench``: start the production server on 127.0.0.1 and load /lenet/classify.
 
 ``python -m bench soak [--minutes 5]``: minutes of mixed load with a training and a killed
-worker (``bench/soak.py``).
+worker (``bench/soak.py``). ``python -m bench proxies``: LeNet's accuracy on handwriting
+and camera proxies made from MNIST's test digits (``bench/proxies.py``).
 
 Prints one table: the in-process ceiling, closed-loop points at each concurrency, and a
 256-image batch request; with server CPU (cores busy) and RSS (all processes).
@@ -90,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.soak import main as soak
 
         return soak(argv[1:])
+    if argv[:1] == ["proxies"]:
+        from bench.proxies import main as proxies
+
+        return proxies(argv[1:])
     args = parse(argv)
     duration = 0.5 if args.smoke else args.duration
     points = [1, 8] if args.smoke else [int(c) for c in args.concurrency.split(",")]
