@@ -3,9 +3,9 @@
 Users send dark ink on light paper, photographed or scanned, in any size, mode and
 orientation; MNIST is a light digit on black, its longer side scaled to 20 px and centred
 by centre of mass in 28×28. ``prepare_digit`` bridges the two: decode safely
-(``nn_server.images``) → polarity → flatten uneven background → crop to the ink → thicken
-thin strokes → scale to 20 px → centre by mass. MNIST-native input passes through almost
-unchanged.
+(``nn_server.images``) → smooth a photo's noise → polarity → flatten uneven background →
+crop to the ink → bring strokes to MNIST's width → scale to 20 px → centre by mass.
+MNIST-native input passes through almost unchanged.
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ INK_THRESHOLD = 0.25
 # The background grid has about this many blocks along the shorter side.
 BLOCKS = 8
 PAPER_PERCENTILE = 25
-# MNIST strokes are ~2.5-3 px wide on a 20 px box; thinner pen strokes get thickened.
+# MNIST strokes are ~2.5-3 px wide on a 20 px box; thinner pen strokes get thickened,
+# strokes over THICK_STROKE times as wide thinned.
 TARGET_STROKE = 0.11
+THICK_STROKE = 1.5
+SMOOTH_FROM = 56
+SMOOTH_DIVISOR = 150
 
 
 def square(size: int) -> ByteImage:
@@ -84,19 +88,36 @@ def crop_to_ink(ink: FloatImage) -> FloatImage:
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def thicken(ink: FloatImage) -> FloatImage:
-    """Dilate pen strokes that would be hairlines at MNIST's scale."""
+def restroke(ink: FloatImage) -> FloatImage:
+    """Bring strokes towards MNIST's width: dilate pen strokes that would be hairlines at
+    its scale, erode marker strokes that would fill the loops."""
     side = max(ink.shape)
     length = 2.5 * side  # a digit's stroke length is roughly 2.5× its height
     width = float(np.count_nonzero(ink > INK_THRESHOLD)) / length
-    missing = TARGET_STROKE * side - width
-    radius = int(missing / 2)
+    target = TARGET_STROKE * side
+    if width > THICK_STROKE * target:
+        radius = int((width - THICK_STROKE * target) / 2)
+        if radius >= 1:
+            return cv2.erode(ink, square(min(2 * radius + 1, 31)))  # type: ignore[return-value]
+        return ink
+    radius = int((target - width) / 2)
     if radius < 1:
         return ink
     size = min(2 * radius + 1, 31)
     # Pad first: the dilation must not be clipped by the tight crop around the ink.
     padded = cv2.copyMakeBorder(ink, radius, radius, radius, radius, cv2.BORDER_CONSTANT)
     return cv2.dilate(padded, square(size))  # type: ignore[return-value]
+
+
+def smooth(gray: FloatImage) -> FloatImage:
+    """A photo's sensor noise, smoothed away before anything is measured: a Gaussian of
+    1/150 of the shorter side (a pixel or two; a stroke there is ten or more), which turns
+    speckle that would read as ink back into paper. Images at MNIST's own scale keep
+    every pixel."""
+    side = min(gray.shape)
+    if side < SMOOTH_FROM:
+        return gray
+    return cv2.GaussianBlur(gray, (0, 0), side / SMOOTH_DIVISOR)  # type: ignore[return-value]
 
 
 def center(box: FloatImage) -> FloatImage:
@@ -117,8 +138,8 @@ def center(box: FloatImage) -> FloatImage:
 
 def to_mnist(gray: FloatImage) -> ByteImage:
     """A grayscale float image → a uint8 28×28 MNIST-style digit (light on black)."""
-    ink = crop_to_ink(ink_map(shrink(gray, WORK_SIDE)))
-    ink = thicken(ink)
+    ink = crop_to_ink(ink_map(smooth(shrink(gray, WORK_SIDE))))
+    ink = restroke(ink)
     h, w = ink.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
