@@ -50,19 +50,28 @@ class LeNet(Network):
         "layout, modernised: two 5x5 convolution + batch-norm + ReLU + 2x2 max-pool stages "
         f"({CONV_CHANNELS[0]} and {CONV_CHANNELS[1]} channels), a {DENSE_UNITS}-unit dense "
         f"layer with batch norm and {DROPOUT:.0%} dropout, and a 10-way softmax, built with "
-        "MXNet Gluon. It is trained on MNIST (60,000 digits) with random ±2 px shifts, "
-        "Nesterov SGD and a one-cycle learning rate. Input: a .jpg/.png/.bmp/.tiff image, "
-        "colour or grayscale, at least 28x28 px, the digit filling most of the image; dark "
-        "ink on light paper and MNIST-style light-on-dark both work."
+        "MXNet Gluon. It is trained on MNIST (60,000 digits) for 10 epochs with Nesterov "
+        "SGD, a one-cycle learning rate and label smoothing, on digits changed at random "
+        "the way other writers and cameras change them: shifted by up to 2 px, strokes "
+        "made thicker or thinner, elastically distorted and blurred. Input: a "
+        ".jpg/.png/.bmp/.tiff image, colour or grayscale, at least 28x28 px, the digit "
+        "filling most of the image; dark ink on light paper and MNIST-style light-on-dark "
+        "both work."
     )
     labels = tuple(str(d) for d in range(10))
     label_key = "number"  # the original contract's key: the digit, as a string
     samples = "images"
     input_shape = (1, 28, 28)
     dataset = MNIST
+    # Augmentation chosen by bench/proxies.py: thicker and thinner strokes, elastic
+    # distortion and blur buy 3-10 points on the marker, fine-pen, blurred and phone proxies
+    # at no cost on MNIST (with label smoothing, which pays for the harder images).
+    # Rotations and shears cost MNIST accuracy and bought nothing that the preprocessing
+    # and ±2 px shifts do not already give.
     recipe = Recipe(
-        epochs=8, batch_size=128, max_learning_rate=0.4, momentum=0.9, weight_decay=5e-4,
-        warmup_fraction=0.25, augmentation=Augmentation(shift=2), seed=0,
+        epochs=10, batch_size=128, max_learning_rate=0.4, momentum=0.9, weight_decay=5e-4,
+        warmup_fraction=0.25, label_smoothing=0.1, seed=0,
+        augmentation=Augmentation(shift=2, stroke=0.3, elastic=0.2, blur=0.2),
     )
     # MNIST's pixel statistics after scaling to 0..1; training and serving share them.
     mean = 0.1307
