@@ -46,7 +46,8 @@ OUTPUTS = (LABEL, PROBABILITIES)
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_MEDIA = "application/octet-stream"
 JSON_MEDIA = "application/json"
-PLATFORM = "mxnet"
+PLATFORMS = {"onnx": "onnxruntime_onnx", "mxnet": "mxnet"}
+"""What runs a model (``NN_RUNTIME``), in Triton's platform names."""
 EXTENSIONS = ("binary_tensor_data", "classification")
 """What ``GET /v2`` lists: the Triton extensions these routes implement."""
 ELEMENT_LENGTH = struct.Struct("<I")
@@ -72,10 +73,11 @@ class InferRequest:
     id: str | None = None
 
 
-def model_metadata(cls: type[Network], version: str | None) -> dict[str, Any]:
+def model_metadata(cls: type[Network], version: str | None, runtime: str) -> dict[str, Any]:
     """``GET /v2/models/<net>``: the served version (the only one a client may name)."""
     return {
-        "name": cls.name, "versions": [version] if version else [], "platform": PLATFORM,
+        "name": cls.name, "versions": [version] if version else [],
+        "platform": PLATFORMS[runtime],
         "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
         "outputs": [
             {"name": LABEL, "datatype": "BYTES", "shape": [-1]},

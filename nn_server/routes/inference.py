@@ -90,7 +90,7 @@ def inference_blueprint(config: Config) -> Blueprint:
                              version: str | None = None) -> HTTPResponse:
         cls = served(request, model, version)
         models: Models = request.app.ctx.models
-        return json(oip.model_metadata(cls, models.versions()[cls.name]))
+        return json(oip.model_metadata(cls, models.versions()[cls.name], config.runtime))
 
     @read(bp, MODEL + "/ready", name="v2_model_ready", ctx_answers=NO_BODY)
     @read(bp, VERSION + "/ready", name="v2_model_version_ready", ctx_answers=NO_BODY)

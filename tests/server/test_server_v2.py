@@ -220,7 +220,7 @@ def test_model_metadata_and_readiness(shipped_server: LiveServer,
     version = served_version(shipped_server, name)
     classes = len(REGISTRY[name].labels)
     expected = {
-        "name": name, "versions": [version], "platform": "mxnet",
+        "name": name, "versions": [version], "platform": "onnxruntime_onnx",
         "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
         "outputs": [{"name": "label", "datatype": "BYTES", "shape": [-1]},
                     {"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]}],
