@@ -1,7 +1,8 @@
 """The in-process ceiling: decode + preprocess + batched forward pass, no HTTP.
 
 Measured the way the server runs: ``workers`` processes at once, each with one math thread
-and MXNet's synchronous engine, so "HTTP throughput / ceiling" compares like with like.
+and the server's runtime (``NN_RUNTIME``: ONNX Runtime unless it says ``mxnet``, then with
+MXNet's synchronous engine), so "HTTP throughput / ceiling" compares like with like.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ SERVER_ENV = {"OMP_NUM_THREADS": "1", "MXNET_ENGINE_TYPE": "NaiveEngine"}
 def images_per_second(duration_s: float) -> float:
     """One process's rate through ``LeNet.classify_each`` in batches of ``BATCH``."""
     from bench.corpus import make_corpus
+    from nn_server.config import Config
     from nn_server.networks.lenet import LeNet
+    from nn_server.serving import load
 
     corpus = make_corpus()
-    net = LeNet()
-    net.initialize()
+    net = load(LeNet, LeNet.shipped_weights(), Config.from_env().runtime)
     batch = [corpus[i % len(corpus)] for i in range(BATCH)]
     net.classify_each(batch)  # warm-up: first calls allocate
     done = 0
