@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import pytest
 from playwright.async_api import expect
 
+from nn_server.networks import REGISTRY
 from tests.conftest import LiveServer, start_server
 from tests.web.conftest import OpenPage, get_json, screenshot
-from tests.web.test_page import SEVEN, draw
+from tests.web.test_page import SEVEN, choose, draw
 
 EPOCHS = 3
 """Enough that the chart has finished epochs while later ones still run."""
@@ -34,6 +35,7 @@ async def test_a_training_is_watched_live_and_its_version_served(
 ) -> None:
     opened = await open_page(training_server)
     page = opened.page
+    await choose(page, REGISTRY["lenet"])  # the page is up: a drawing now is seen
     await draw(page, SEVEN)  # the page as a visitor leaves it: an answer on show
     # Any digit: this server's test weights are too weak to promise a seven (test_page does).
     await expect(page.get_by_test_id("answer")).to_have_text(re.compile(r"^\d(\s|$)"))
