@@ -89,7 +89,7 @@ class TrainingStatus:
     last successful training, as strings) kept first."""
 
     accuracy: str | None = None
-    """Test accuracy in percent of the last successful training, e.g. ``"99.57"``."""
+    """Test accuracy in percent of the last successful training, e.g. ``"99.58"``."""
     datetime: str | None = None
     """When that training finished, ``YYYY-MM-DD HH:MM:SS``."""
     state: State = "idle"
