@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from nn_server import datasets
@@ -37,7 +38,7 @@ def slug(label: str) -> str:
     return re.sub(r"[^a-z]+", "_", label.lower()).strip("_")
 
 
-def catalogue_photo(garment: np.ndarray, rng: np.random.Generator) -> Image.Image:
+def catalogue_photo(garment: NDArray[np.uint8], rng: np.random.Generator) -> Image.Image:
     """A 28×28 Fashion-MNIST image (light on black) as a colour photo on a light backdrop."""
     scale = int(rng.integers(3, 7))
     side = 28 * scale

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, ImageDraw
+
+Pixels = NDArray[np.float32]
 
 Point = tuple[float, float]
 Stroke = list[Point]
@@ -173,7 +176,7 @@ def handwrite(strokes: Sequence[Stroke], rng: np.random.Generator, rotate: float
     return out
 
 
-def ink_coverage(sample: Sample, rng: np.random.Generator) -> np.ndarray:
+def ink_coverage(sample: Sample, rng: np.random.Generator) -> Pixels:
     """Ink coverage 0..1 at the final size: the strokes drawn large, then downsampled."""
     width, height = sample.size
     scale = max(1, math.ceil(RENDER_SIDE / max(width, height)))
@@ -203,10 +206,11 @@ def ink_coverage(sample: Sample, rng: np.random.Generator) -> np.ndarray:
         r = max(0.5, base * pressure[-1] / 2)
         draw.ellipse([pts[-1][0] - r, pts[-1][1] - r, pts[-1][0] + r, pts[-1][1] + r], fill=255)
     small = canvas.resize((width, height), Image.Resampling.LANCZOS)
-    return np.asarray(small, dtype=np.float32) / 255.0
+    cover: Pixels = np.asarray(small, dtype=np.float32) / 255.0
+    return cover
 
 
-def light(sample: Sample, rng: np.random.Generator) -> np.ndarray:
+def light(sample: Sample, rng: np.random.Generator) -> Pixels:
     """Illumination 0..1 across the page (1 = fully lit)."""
     width, height = sample.size
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -215,27 +219,30 @@ def light(sample: Sample, rng: np.random.Generator) -> np.ndarray:
     if sample.lighting == "linear":
         angle = rng.uniform(0, 2 * math.pi)
         ramp = (xx - 0.5) * math.cos(angle) + (yy - 0.5) * math.sin(angle)
-        return (1.0 - 0.35 * (ramp + 0.7) / 1.4).astype(np.float32)
+        linear: Pixels = (1.0 - 0.35 * (ramp + 0.7) / 1.4).astype(np.float32)
+        return linear
     if sample.lighting == "radial":
         sx, sy = rng.uniform(0.2, 0.8, 2)
         dist = np.hypot(xx - sx, yy - sy)
-        return (1.0 - 0.4 * np.clip(dist / 1.1, 0, 1)).astype(np.float32)
+        radial: Pixels = (1.0 - 0.4 * np.clip(dist / 1.1, 0, 1)).astype(np.float32)
+        return radial
     return np.ones((height, width), np.float32)
 
 
-def photograph(sample: Sample) -> np.ndarray:
+def photograph(sample: Sample) -> Pixels:
     """The sample as float RGB 0..255: ink on tinted paper, lit unevenly, with sensor noise."""
     rng = np.random.default_rng(sample.seed)
     cover = ink_coverage(sample, rng)[..., None]
     paper = np.array(sample.paper, np.float32)
     ink = np.array(sample.ink, np.float32)
-    rgb = paper * (1 - cover) + ink * cover
+    rgb: Pixels = (paper * (1 - cover) + ink * cover).astype(np.float32)  # it is already
     rgb *= light(sample, rng)[..., None]
     rgb += rng.normal(0, sample.noise, size=rgb.shape) if sample.noise else 0.0
-    return np.clip(rgb, 0, 255)
+    clipped: Pixels = np.clip(rgb, 0, 255)
+    return clipped
 
 
-def encode(sample: Sample, rgb: np.ndarray) -> bytes:
+def encode(sample: Sample, rgb: Pixels) -> bytes:
     """Save in the sample's format and mode."""
     fmt = {"jpg": "JPEG", "png": "PNG", "bmp": "BMP", "tiff": "TIFF"}[sample.name.split(".")[-1]]
     image = Image.fromarray(rgb.round().astype(np.uint8), "RGB")
