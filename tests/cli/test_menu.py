@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -21,10 +22,17 @@ GAP = r"(?:\s|\x1b\[[0-9;?]*[A-Za-z])+"
 TRAINING_LIMIT_S = 240
 
 
+def default_sigint() -> None:
+    """Ctrl-C as a terminal user has it, however the suite was started: a process started
+    in the background by a shell without job control (``nohup ... &``) inherits SIGINT
+    ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(*argv: str) -> pexpect.spawn:
     return pexpect.spawn(
         sys.executable, ["cli.py", *argv], cwd=str(ROOT), encoding="utf-8",
-        dimensions=(50, 130), timeout=30,
+        dimensions=(50, 130), timeout=30, preexec_fn=default_sigint,
         env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "130", "LINES": "50"},
     )
 
