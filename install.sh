@@ -109,7 +109,9 @@ fi
 
 .venv/bin/python - <<'PY'
 import mxnet as mx
+import onnxruntime as ort
 import nn_server
 from nn_server.device import pick_device
-print(f"nn-server {nn_server.__version__} ready: MXNet {mx.__version__} on {pick_device()}")
+print(f"nn-server {nn_server.__version__} ready: MXNet {mx.__version__} on {pick_device()}, "
+      f"ONNX Runtime {ort.__version__}")
 PY

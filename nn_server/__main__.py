@@ -175,6 +175,14 @@ def prepare_state(config: Config) -> int:
     from nn_server.networks import REGISTRY
     from nn_server.state import NetworkState, StateError
 
+    if config.runtime == "onnx":
+        try:  # here, in the child, so the main process never loads it
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            # Else every worker would start, fail to load any weights and answer 503.
+            return fail(f"NN_RUNTIME=onnx (the default) needs ONNX Runtime ({exc}): run "
+                        "./install.sh again, or pip install onnxruntime; NN_RUNTIME=mxnet "
+                        "serves with MXNet instead", EXIT_START)
     try:
         for name, cls in REGISTRY.items():
             weights = config.seed_for(name, cls.shipped_weights())
