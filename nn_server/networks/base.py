@@ -11,6 +11,7 @@ its weights and one registry line.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ WEIGHTS_DIR = Path(__file__).with_name("weights")
 ONNX_INPUT = "image"
 """The input of every exported model (``nn_server.export``)."""
 CHECKOUT = Path(__file__).resolve().parents[2]
+SAMPLE_INDEX = re.compile(r"^(\d+)_")
 """The source checkout: where ``images/`` (the sample pictures) sits beside the package."""
 
 
@@ -153,6 +155,14 @@ class Network(ABC):
         suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
         return sorted(p for p in (CHECKOUT / cls.samples).iterdir()
                       if p.is_file() and p.suffix.lower() in suffixes)
+
+    @classmethod
+    def sample_label(cls, path: Path) -> str | None:
+        """What a sample shows: its file name starts with the label's index (``7_pen.jpg``,
+        ``8_bag.png``); None for a name that does not."""
+        match = SAMPLE_INDEX.match(path.name)
+        index = int(match.group(1)) if match else None
+        return cls.labels[index] if index is not None and index < len(cls.labels) else None
 
     @classmethod
     def normalize(cls, images: NDArray[np.uint8]) -> NDArray[np.float32]:

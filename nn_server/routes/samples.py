@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -28,7 +27,6 @@ MEDIA_TYPES = {
 }
 SHOWN_BY_BROWSERS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 """What every browser's ``<img>`` shows; the rest gets a PNG ``preview``."""
-LABEL_INDEX = re.compile(r"^(\d+)_")
 
 
 def samples_blueprint() -> Blueprint:
@@ -63,12 +61,10 @@ def add_sample_routes(bp: Blueprint, cls: type[Network]) -> None:
 
 def describe(cls: type[Network], path: Path) -> dict[str, Any]:
     """One sample: its name, its label (from the index its name starts with) and URLs."""
-    match = LABEL_INDEX.match(path.name)
-    index = int(match.group(1)) if match else None
     url = f"/{cls.name}/samples/{quote(path.name)}"
     return {
         "name": path.name,
-        "label": cls.labels[index] if index is not None and index < len(cls.labels) else None,
+        "label": cls.sample_label(path),
         "url": url,
         "preview": url if path.suffix.lower() in SHOWN_BY_BROWSERS else f"{url}?format=png",
     }

@@ -58,6 +58,14 @@ def choose_lenet(child: pexpect.spawn) -> None:
     child.expect("Operation:")
 
 
+def says_bye_and_exits(child: pexpect.spawn) -> None:
+    """After ``q`` or Ctrl-C: "Bye", then a clean exit with no traceback."""
+    child.expect("Bye")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "Traceback" not in (child.before or "")
+
+
 def test_classify_from_the_picker_then_quit(shipped_server: Any, menu_on: Any) -> None:
     child = menu_on(address(shipped_server))
     child.expect(f"server {CSI}{shipped_server.url}")  # the address is shown
@@ -75,10 +83,7 @@ def test_classify_from_the_picker_then_quit(shipped_server: Any, menu_on: Any) -
     child.expect("labels: 0 1 2 3 4 5 6 7 8 9")
     child.expect("Operation:")
     child.sendline("q")
-    child.expect("Bye")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    says_bye_and_exits(child)
 
 
 def test_train_with_live_progress_then_ctrl_c(tls_training_server: Any, menu_on: Any) -> None:
@@ -94,10 +99,7 @@ def test_train_with_live_progress_then_ctrl_c(tls_training_server: Any, menu_on:
     child.expect(f"state{GAP}idle")
     child.expect("Operation:")
     child.sendcontrol("c")
-    child.expect("Bye")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0 and "Traceback" not in (child.before or "")
+    says_bye_and_exits(child)
 
 
 def test_q_at_the_image_picker_goes_back_one_level(shipped_server: Any, menu_on: Any) -> None:
@@ -111,20 +113,14 @@ def test_q_at_the_image_picker_goes_back_one_level(shipped_server: Any, menu_on:
     child.expect("labels: 0 1 2 3 4 5 6 7 8 9")
     child.expect("Operation:")
     child.sendline("q")
-    child.expect("Bye")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    says_bye_and_exits(child)
 
 
 def test_q_at_the_network_list_quits(shipped_server: Any, menu_on: Any) -> None:
     child = menu_on(address(shipped_server))
     child.expect(f"Network number or name {CSI}\\({CSI}q quits")
     child.sendline("q")
-    child.expect("Bye")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    says_bye_and_exits(child)
 
 
 def test_ctrl_c_while_following_a_training_goes_back_and_it_goes_on(
@@ -153,10 +149,7 @@ def test_ctrl_c_while_following_a_training_goes_back_and_it_goes_on(
         child.expect(f"state{GAP}(training|idle)")
         child.expect("Operation:")
         child.sendline("q")
-        child.expect("Bye")
-        child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 0 and "Traceback" not in (child.before or "")
+        says_bye_and_exits(child)
     finally:
         final = asyncio.run(status(wait=True))  # also leaves the server idle for the next test
     # The training the menu stopped following finished on the server.

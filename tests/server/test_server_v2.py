@@ -62,14 +62,14 @@ def client(shipped_server: LiveServer) -> Iterator[triton.InferenceServerClient]
 
 def samples(cls: type[Network]) -> list[Path]:
     files = cls.sample_files()
-    if not files:
-        pytest.skip(f"{cls.name} has no sample images in this checkout")
+    assert files, f"{cls.name} has no sample images in this checkout"
     return files
 
 
 def expected_label(cls: type[Network], path: Path) -> str:
-    """Sample file names start with the label's index: ``7_pen.jpg``."""
-    return cls.labels[int(path.name.split("_")[0])]
+    label = cls.sample_label(path)
+    assert label is not None, path
+    return label
 
 
 def request(server: LiveServer, method: str, path: str, body: bytes = b"",
@@ -176,13 +176,8 @@ def encoded(fmt: str) -> bytes:
     return out.getvalue()
 
 
-LENET_IMAGE = REGISTRY["lenet"].sample_files()[0] if REGISTRY["lenet"].sample_files() else None
-
-
 def an_image() -> bytes:
-    if LENET_IMAGE is None:
-        pytest.skip("no LeNet sample images in this checkout")
-    return LENET_IMAGE.read_bytes()
+    return samples(REGISTRY["lenet"])[0].read_bytes()
 
 
 # -- metadata and health -------------------------------------------------------------------
@@ -265,7 +260,7 @@ def test_unknown_model_is_404(shipped_server: LiveServer,
         client.get_model_metadata("nope")
     assert caught.value.status() == "404" and "lenet" in caught.value.message()
     with pytest.raises(InferenceServerException) as caught:
-        client.infer("nope", [image_input([LENET_IMAGE or Path(__file__)], True)])
+        client.infer("nope", [image_input(samples(REGISTRY["lenet"])[:1], True)])
     assert caught.value.status() == "404"
     status, headers, body = request(shipped_server, "GET", "/v2/models/nope/ready")
     assert_error(status, headers, body, 404, "lenet")
@@ -467,7 +462,7 @@ def test_a_bad_image_fails_the_request_naming_it(
 
 
 def bad_json_requests() -> list[tuple[str, dict[str, Any], str]]:
-    image = base64.b64encode(an_image()).decode() if LENET_IMAGE else "AAAA"
+    image = base64.b64encode(an_image()).decode()
     one = {"name": "image", "datatype": "BYTES", "shape": [1], "data": [image]}
     return [
         ("no inputs", {}, "inputs"),
@@ -521,7 +516,7 @@ def test_bad_json_requests_are_400(shipped_server: LiveServer, case: str,
 
 
 def bad_binary_requests() -> list[tuple[str, dict[str, Any], bytes, str]]:
-    data = bytes_tensor(an_image() if LENET_IMAGE else b"x")
+    data = bytes_tensor(an_image())
     return [
         ("size past the body", binary_input(data + b"xx"), data, "binary_data_size"),
         ("bytes after the tensors", binary_input(data), data + b"zz", "beyond"),

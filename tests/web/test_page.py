@@ -85,7 +85,8 @@ async def test_every_sample_uploaded_reads_right(shipped_server: LiveServer,
     for cls in REGISTRY.values():
         await choose(page, cls)
         for path in cls.sample_files():
-            label = cls.labels[int(path.name.split("_", 1)[0])]
+            label = cls.sample_label(path)
+            assert label is not None
             await page.locator("#clear").click()
             await expect(page.get_by_test_id("answer")).to_have_text("")
             await page.get_by_test_id("upload").set_input_files(path)
@@ -102,7 +103,8 @@ async def test_every_sample_clicked_reads_right(shipped_server: LiveServer,
     for cls in REGISTRY.values():
         await choose(page, cls)
         for path in cls.sample_files():
-            label = cls.labels[int(path.name.split("_", 1)[0])]
+            label = cls.sample_label(path)
+            assert label is not None
             await page.locator("#clear").click()
             await page.locator(f'.sample[data-sample="{path.name}"]').click()
             await expect(page.locator(".sample.active")).to_have_attribute(
