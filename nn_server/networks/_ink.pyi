@@ -1,0 +1,11 @@
+# The compiled half of LeNet's preprocessing (_ink.c).
+import numpy as np
+from numpy.typing import NDArray
+
+NO_CONTRAST: int
+NO_INK: int
+INK_THRESHOLD: float
+FAINT: float
+
+def ink_box(gray: NDArray[np.float32], h: int, w: int, /) -> tuple[bytearray, int, int] | int: ...
+def centre(digit: NDArray[np.float32], h: int, w: int, /) -> bytearray: ...
