@@ -1,15 +1,14 @@
-/* LeNet's preprocessing after the decode, in one compiled pass per step.
+/* LeNet's preprocessing after the decode, in two compiled calls.
 
    nn_server/networks/digits.py is the definition: ink map, crop, restroke and centring as
    ~35 NumPy/OpenCV calls on images of 28-256 px, where the calls' own overhead, not the
-   pixels, is most of the cost (~120 us of a request's ~190 us). This file computes the
-   same thing in two calls, operation for operation in the same float32/float64
-   arithmetic, so its digits are the Python path's digits (tests/test_ink_kernel.py checks
-   them pixel for pixel). Python keeps the OpenCV steps that are not call-bound: the
-   decode, the Gaussian smoothing and the resize.
+   pixels, is most of the cost. This file computes the same thing operation for operation,
+   in the same float32/float64 arithmetic, so its digits are the Python path's digits
+   (tests/test_ink_kernel.py checks them byte for byte). Python keeps the OpenCV steps that
+   are not call-bound: the decode, the Gaussian smoothing and the resize.
 
-   Build: -ffp-contract=off, so that no multiply-add is fused: NumPy rounds each one.
-   No NumPy headers: arrays come in through the buffer protocol and leave as bytes. */
+   Built with -ffp-contract=off, so that no multiply-add is fused: NumPy rounds each one.
+   No NumPy headers: arrays come in through the buffer protocol and leave as bytearrays. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,6 +34,37 @@
 #define NO_CONTRAST 1
 #define NO_INK 2
 
+/* Rows processed side by side along a row: eight independent lanes the compiler can put
+   in one vector, instead of one long chain of dependent steps. */
+#define LANES 8
+
+/* ---------------------------------------------------------------- scratch memory */
+
+/* Each buffer of a call has a slot, kept per thread and grown when an image needs more.
+   Allocating afresh costs more than the pixels: buffers of 100-800 KB come from mmap, and
+   every page of them faults on first touch. */
+enum {
+    S_INK, S_WORK, S_SCRATCH, S_KEYS, S_EDGE, S_COLUMNS, S_BOX, S_PADDED,
+    S_MORPH_LINES, S_MORPH_A, S_LINE, S_FWD, S_BWD, S_OUT, S_SUMS, S_ACC, S_CENTRE,
+    S_SAMPLES, S_SLICES,
+    SLOTS
+};
+static _Thread_local struct {
+    void *memory;
+    size_t bytes;
+} slots[SLOTS];
+
+static void *slot(int which, size_t bytes) {
+    if (slots[which].bytes < bytes) {
+        free(slots[which].memory);
+        slots[which].memory = malloc(bytes);
+        slots[which].bytes = slots[which].memory ? bytes : 0;
+    }
+    return slots[which].memory;
+}
+
+/* ---------------------------------------------------------------- min and max filters */
+
 typedef enum { ERODE, DILATE } Morph;
 
 static inline float pick(Morph op, float a, float b) {
@@ -43,9 +73,9 @@ static inline float pick(Morph op, float a, float b) {
 
 /* A running min (max) over windows of `size` along a line, by van Herk / Gil-Werman:
    three comparisons per value whatever the window. A "value" is a row of `lanes` floats,
-   so the same loops do one image row (lanes 1) or all columns at once (lanes w, where
-   they vectorise). `line` holds n + size - 1 values, the input with its border already
-   added; `fwd` and `bwd` are scratch of the same length; out gets n values. */
+   so the same loops run down all columns at once (lanes w) or along LANES interleaved
+   rows. `line` holds n + size - 1 values, the input with its border already added;
+   `fwd` and `bwd` are scratch of the same length; out gets n values. */
 static void window_lines(Morph op, const float *line, Py_ssize_t n, int size,
                          Py_ssize_t lanes, float *fwd, float *bwd, float *out) {
     Py_ssize_t len = n + size - 1;
@@ -71,102 +101,100 @@ static void window_lines(Morph op, const float *line, Py_ssize_t n, int size,
     }
 }
 
-/* dst (w x h) = src (h x w) transposed (at most 256 x 256: it stays in the cache). */
-#define TRANSPOSE(name, T)                                               \
-    static void name(const T *src, Py_ssize_t h, Py_ssize_t w, T *dst) { \
-        for (Py_ssize_t x = 0; x < w; x++) {                             \
-            T *d = dst + x * h;                                          \
-            const T *s = src + x;                                        \
-            for (Py_ssize_t y = 0; y < h; y++) d[y] = s[y * w];          \
-        }                                                                \
+/* Row y of an image with `r` extra rows above and below: replicated edge rows, or NULL
+   (neutral) beyond the image. */
+static inline const float *row_or_edge(const float *image, Py_ssize_t h, Py_ssize_t w,
+                                       Py_ssize_t y, int replicate) {
+    if (y < 0 || y >= h) {
+        if (!replicate) return NULL;
+        y = y < 0 ? 0 : h - 1;
     }
-TRANSPOSE(transpose_floats, float)
-TRANSPOSE(transpose_doubles, double)
+    return image + y * w;
+}
 
-/* The min (max) filter of a size-tall window down the columns of src (h x w), with
-   replicated or neutral rows beyond the top and bottom. `work` has room for
-   3 * (h + size - 1) * w floats. */
-static void morph_columns(Morph op, const float *src, Py_ssize_t h, Py_ssize_t w, int size,
-                          int replicate, float *work, float *dst) {
-    int r = size / 2;
-    Py_ssize_t len = h + size - 1;
-    float neutral = op == ERODE ? INFINITY : -INFINITY;
-    float *padded = work, *fwd = work + len * w, *bwd = work + 2 * len * w;
-    memcpy(padded + r * w, src, sizeof(float) * h * w);
+/* lines[i * LANES + k] = position i - r of row y0 + k of image (h x w), for i up to
+   w + 2r: LANES rows side by side, each with r values of border at either end
+   (replicated, or `neutral`). Rows past the bottom repeat the last; callers do not
+   write them back. */
+static void interleave(const float *image, Py_ssize_t h, Py_ssize_t w, Py_ssize_t y0, int r,
+                       int replicate, float neutral, float *lines) {
+    const float *rows[LANES];
+    for (int k = 0; k < LANES; k++) rows[k] = image + (y0 + k < h ? y0 + k : h - 1) * w;
     for (int i = 0; i < r; i++) {
-        float *top = padded + i * w, *bottom = padded + (h + r + i) * w;
-        if (replicate) {
-            memcpy(top, src, sizeof(float) * w);
-            memcpy(bottom, src + (h - 1) * w, sizeof(float) * w);
-        } else {
-            for (Py_ssize_t x = 0; x < w; x++) top[x] = bottom[x] = neutral;
+        float *before = lines + i * LANES, *after = lines + (w + r + i) * LANES;
+        for (int k = 0; k < LANES; k++) {
+            before[k] = replicate ? rows[k][0] : neutral;
+            after[k] = replicate ? rows[k][w - 1] : neutral;
         }
     }
-    window_lines(op, padded, h, size, w, fwd, bwd, dst);
+    for (Py_ssize_t x = 0; x < w; x++) {
+        float *at = lines + (x + r) * LANES;
+        for (int k = 0; k < LANES; k++) at[k] = rows[k][x];
+    }
 }
 
 /* cv2.erode / cv2.dilate with a size x size square. replicate: BORDER_REPLICATE (the
    background estimate); otherwise OpenCV's default border, which is neutral (a window
    simply ignores what lies outside the image). The square is separable, and a min is
-   exact in any order: down the columns, then (transposed) along the rows. */
+   exact in any order: down the columns, then along the rows, LANES rows at a time. */
 static int morph(Morph op, const float *src, Py_ssize_t h, Py_ssize_t w, int size,
                  int replicate, float *dst) {
-    Py_ssize_t longer = h > w ? h : w;
-    float *work = malloc(sizeof(float) * 3 * (longer + size - 1) * longer);
-    float *a = malloc(sizeof(float) * h * w), *b = malloc(sizeof(float) * h * w);
-    if (work == NULL || a == NULL || b == NULL) {
-        free(work);
-        free(a);
-        free(b);
-        return -1;
+    int r = size / 2;
+    float neutral = op == ERODE ? INFINITY : -INFINITY;
+    Py_ssize_t col_len = h + size - 1, row_len = w + size - 1;
+    Py_ssize_t longest = (col_len * w > row_len * LANES ? col_len * w : row_len * LANES);
+    float *lines = slot(S_MORPH_LINES, sizeof(float) * longest);
+    float *fwd = slot(S_FWD, sizeof(float) * longest), *bwd = slot(S_BWD, sizeof(float) * longest);
+    float *columns = slot(S_MORPH_A, sizeof(float) * h * w);
+    float *out = slot(S_OUT, sizeof(float) * w * LANES);
+    if (!lines || !fwd || !bwd || !columns || !out) return -1;
+
+    for (Py_ssize_t i = 0; i < col_len; i++) {
+        const float *from = row_or_edge(src, h, w, i - r, replicate);
+        if (from)
+            memcpy(lines + i * w, from, sizeof(float) * w);
+        else
+            for (Py_ssize_t x = 0; x < w; x++) lines[i * w + x] = neutral;
     }
-    morph_columns(op, src, h, w, size, replicate, work, a);
-    transpose_floats(a, h, w, b);
-    morph_columns(op, b, w, h, size, replicate, work, a);
-    transpose_floats(a, w, h, dst);
-    free(work);
-    free(a);
-    free(b);
+    window_lines(op, lines, h, size, w, fwd, bwd, columns);
+
+    for (Py_ssize_t y0 = 0; y0 < h; y0 += LANES) {
+        /* lines[i * LANES + k]: position i - r of row y0 + k, bordered (rows past the
+           bottom repeat the last, and are not written back). */
+        interleave(columns, h, w, y0, r, replicate, neutral, lines);
+        window_lines(op, lines, w, size, LANES, fwd, bwd, out);
+        for (int k = 0; k < LANES && y0 + k < h; k++)
+            for (Py_ssize_t x = 0; x < w; x++) dst[(y0 + k) * w + x] = out[x * LANES + k];
+    }
     return 0;
 }
 
+/* ---------------------------------------------------------------- box blur */
+
 /* cv2.blur (normalised box, BORDER_REPLICATE) on float32, in OpenCV's own arithmetic: a
    running float64 sum along each row (new - old added to it), then a running sum of
-   those down the columns, times 1 / size^2. The row pass runs on the transposed image,
-   so that both passes go across independent lanes rather than along one dependent sum. */
+   those down the columns, times 1 / size^2. */
 static int box_blur(const float *src, Py_ssize_t h, Py_ssize_t w, int size, float *dst) {
     int r = size / 2;
     Py_ssize_t len = w + size - 1;
     double scale = 1.0 / ((double)size * size);
-    float *t = malloc(sizeof(float) * len * h);
-    double *sums_t = malloc(sizeof(double) * w * h), *sums = malloc(sizeof(double) * h * w);
-    double *acc = malloc(sizeof(double) * (h > w ? h : w));
-    if (t == NULL || sums_t == NULL || sums == NULL || acc == NULL) {
-        free(t);
-        free(sums_t);
-        free(sums);
-        free(acc);
-        return -1;
-    }
-    /* t: the rows with their replicated border, transposed (len x h). */
-    transpose_floats(src, h, w, t + r * h);
-    for (int i = 0; i < r; i++) {
-        memcpy(t + i * h, t + r * h, sizeof(float) * h);
-        memcpy(t + (w + r + i) * h, t + (w + r - 1) * h, sizeof(float) * h);
-    }
-    for (Py_ssize_t y = 0; y < h; y++) acc[y] = 0;
-    for (int i = 0; i < size; i++)
-        for (Py_ssize_t y = 0; y < h; y++) acc[y] += (double)t[i * h + y];
-    memcpy(sums_t, acc, sizeof(double) * h);
-    for (Py_ssize_t x = 0; x + 1 < w; x++) {
-        const float *add = t + (x + size) * h, *drop = t + x * h;
-        double *d = sums_t + (x + 1) * h;
-        for (Py_ssize_t y = 0; y < h; y++) {
-            acc[y] += (double)add[y] - (double)drop[y];
-            d[y] = acc[y];
+    float *lines = slot(S_LINE, sizeof(float) * len * LANES);
+    double *sums = slot(S_SUMS, sizeof(double) * h * w);
+    double *acc = slot(S_ACC, sizeof(double) * (w > LANES ? w : LANES));
+    if (!lines || !sums || !acc) return -1;
+
+    for (Py_ssize_t y0 = 0; y0 < h; y0 += LANES) {
+        interleave(src, h, w, y0, r, 1, 0.0f, lines);
+        double run[LANES] = {0};
+        for (int i = 0; i < size; i++)
+            for (int k = 0; k < LANES; k++) run[k] += (double)lines[i * LANES + k];
+        for (int k = 0; k < LANES && y0 + k < h; k++) sums[(y0 + k) * w] = run[k];
+        for (Py_ssize_t x = 0; x + 1 < w; x++) {
+            const float *add = lines + (x + size) * LANES, *drop = lines + x * LANES;
+            for (int k = 0; k < LANES; k++) run[k] += (double)add[k] - (double)drop[k];
+            for (int k = 0; k < LANES && y0 + k < h; k++) sums[(y0 + k) * w + x + 1] = run[k];
         }
     }
-    transpose_doubles(sums_t, w, h, sums);
 #define ROW(i) (sums + ((i) - r < 0 ? 0 : (i) - r >= h ? h - 1 : (i) - r) * w)
     for (Py_ssize_t x = 0; x < w; x++) acc[x] = 0;
     for (int i = 0; i < size - 1; i++) {
@@ -183,12 +211,10 @@ static int box_blur(const float *src, Py_ssize_t h, Py_ssize_t w, int size, floa
         }
     }
 #undef ROW
-    free(t);
-    free(sums_t);
-    free(sums);
-    free(acc);
     return 0;
 }
+
+/* ---------------------------------------------------------------- quantiles */
 
 /* The k-th smallest of values[0..n) (Wirth's selection; reorders values): what
    np.partition puts at index k. */
@@ -217,72 +243,91 @@ static float select_rank(float *values, Py_ssize_t n, Py_ssize_t k) {
 /* images.quantiles: the values at int(f * m) of the m <= ~QUANTILE_SAMPLES evenly spread
    samples of values[0..n). A selection over all m mispredicts a branch on nearly every
    noisy pixel, so the samples are first counted into BUCKETS equal slices of their range
-   (a monotonic map, so rank r lies in the slice where the counts pass r), and only that
+   (a monotonic map: rank r lies in the slice where the counts pass r), and only that
    slice's samples are selected from. `scratch` has room for n floats. */
-static void quantiles(const float *values, Py_ssize_t n, const double *fractions, int count,
-                      float *scratch, double *out) {
+static int quantiles(const float *values, Py_ssize_t n, const double *fractions, int count,
+                     float *scratch, double *out) {
     Py_ssize_t step = n > 2 * QUANTILE_SAMPLES ? n / QUANTILE_SAMPLES : 1;
     Py_ssize_t m = (n + step - 1) / step;
-    float lo = values[0], hi = values[0];
-    for (Py_ssize_t i = 0; i < n; i += step) {
-        lo = values[i] < lo ? values[i] : lo;
-        hi = values[i] > hi ? values[i] : hi;
+    float *samples = slot(S_SAMPLES, sizeof(float) * m);
+    uint16_t *slices = slot(S_SLICES, sizeof(uint16_t) * m);
+    if (!samples || !slices) return -1;
+    for (Py_ssize_t j = 0; j < m; j++) samples[j] = values[j * step];
+
+    float lows[LANES], highs[LANES];
+    for (int k = 0; k < LANES; k++) lows[k] = highs[k] = samples[0];
+    Py_ssize_t j = 0;
+    for (; j + LANES <= m; j += LANES)
+        for (int k = 0; k < LANES; k++) {
+            lows[k] = samples[j + k] < lows[k] ? samples[j + k] : lows[k];
+            highs[k] = samples[j + k] > highs[k] ? samples[j + k] : highs[k];
+        }
+    for (; j < m; j++) {
+        lows[0] = samples[j] < lows[0] ? samples[j] : lows[0];
+        highs[0] = samples[j] > highs[0] ? samples[j] : highs[0];
     }
-    if (lo == hi) {
+    float lo = lows[0], hi = highs[0];
+    for (int k = 1; k < LANES; k++) {
+        lo = lows[k] < lo ? lows[k] : lo;
+        hi = highs[k] > hi ? highs[k] : hi;
+    }
+    if (!(lo < hi)) { /* one level throughout (or NaN, which images never have) */
         for (int q = 0; q < count; q++) out[q] = (double)lo;
-        return;
+        return 0;
     }
     float gain = (float)BUCKETS / (hi - lo);
-#define SLICE(v) ((Py_ssize_t)(((v) - lo) * gain) < BUCKETS - 1 ? (Py_ssize_t)(((v) - lo) * gain) \
-                                                                  : BUCKETS - 1)
-    /* Four interleaved tallies: a flat page would otherwise increment one counter in a
-       chain of dependent stores. */
+    for (j = 0; j < m; j++) {
+        float at = (samples[j] - lo) * gain;
+        slices[j] = at >= BUCKETS - 1 ? BUCKETS - 1 : (uint16_t)at;
+    }
+    /* Four interleaved tallies: on a flat page one counter would otherwise be incremented
+       in a chain of dependent stores. */
     uint32_t tally[4][BUCKETS];
     memset(tally, 0, sizeof tally);
-    Py_ssize_t i = 0, seen = 0;
-    for (; i + 3 * step < n; i += 4 * step, seen += 4) {
-        tally[0][SLICE(values[i])]++;
-        tally[1][SLICE(values[i + step])]++;
-        tally[2][SLICE(values[i + 2 * step])]++;
-        tally[3][SLICE(values[i + 3 * step])]++;
+    for (j = 0; j + 4 <= m; j += 4) {
+        tally[0][slices[j]]++;
+        tally[1][slices[j + 1]]++;
+        tally[2][slices[j + 2]]++;
+        tally[3][slices[j + 3]]++;
     }
-    for (; i < n; i += step) tally[0][SLICE(values[i])]++;
+    for (; j < m; j++) tally[0][slices[j]]++;
     for (int q = 0; q < count; q++) {
         Py_ssize_t rank = (Py_ssize_t)(fractions[q] * (double)m);
         if (rank > m - 1) rank = m - 1;
         Py_ssize_t slice = 0, below = 0;
         for (;; slice++) {
-            Py_ssize_t here = tally[0][slice] + tally[1][slice] + tally[2][slice] + tally[3][slice];
+            Py_ssize_t here = tally[0][slice] + tally[1][slice] + tally[2][slice] +
+                              tally[3][slice];
             if (rank < below + here) break;
             below += here;
         }
         Py_ssize_t kept = 0;
-        for (Py_ssize_t j = 0; j < n; j += step) {
-            scratch[kept] = values[j];
-            kept += SLICE(values[j]) == slice;
+        for (j = 0; j < m; j++) {
+            scratch[kept] = samples[j];
+            kept += slices[j] == slice;
         }
         out[q] = (double)select_rank(scratch, kept, rank - below);
     }
-#undef SLICE
+    return 0;
 }
 
+/* ---------------------------------------------------------------- the two steps */
+
 typedef struct {
-    float *pixels;
+    float *pixels; /* a slot: valid until the next call on this thread */
     Py_ssize_t h, w;
 } Box;
 
-/* digits.ink_map, crop_to_ink and restroke. Returns 0 with *box filled (malloc'd pixels),
-   NO_CONTRAST or NO_INK, or -1 when out of memory. */
+/* digits.ink_map, crop_to_ink and restroke. Returns 0 with *box filled, NO_CONTRAST or
+   NO_INK, or -1 when out of memory. */
 static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
-    Py_ssize_t n = h * w;
-    int status = -1;
-    float *ink = malloc(sizeof(float) * n), *work = malloc(sizeof(float) * n);
-    float *scratch = malloc(sizeof(float) * n);
-    Py_ssize_t border = 2 * (h + w); /* more than n for slivers such as 1 x 256 */
-    float *keys = malloc(sizeof(float) * (n > border ? n : border));
-    float *edge = malloc(sizeof(float) * border);
-    if (ink == NULL || work == NULL || scratch == NULL || keys == NULL || edge == NULL)
-        goto done;
+    Py_ssize_t n = h * w, border = 2 * (h + w); /* border > n for slivers like 1 x 256 */
+    float *ink = slot(S_INK, sizeof(float) * n), *work = slot(S_WORK, sizeof(float) * n);
+    float *scratch = slot(S_SCRATCH, sizeof(float) * n);
+    float *keys = slot(S_KEYS, sizeof(float) * (n > border ? n : border));
+    float *edge = slot(S_EDGE, sizeof(float) * border);
+    Py_ssize_t *columns = slot(S_COLUMNS, sizeof(Py_ssize_t) * w);
+    if (!ink || !work || !scratch || !keys || !edge || !columns) return -1;
 
     /* Polarity from the border's median (images.border_level). */
     Py_ssize_t b = 0;
@@ -291,7 +336,7 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     for (Py_ssize_t y = 0; y < h; y++) edge[b++] = gray[y * w];
     for (Py_ssize_t y = 0; y < h; y++) edge[b++] = gray[y * w + w - 1];
     double half = 0.5, level;
-    quantiles(edge, b, &half, 1, keys, &level);
+    if (quantiles(edge, b, &half, 1, keys, &level) < 0) return -1;
     int invert = level > 0.5;
     for (Py_ssize_t i = 0; i < n; i++) ink[i] = invert ? 1.0f - gray[i] : gray[i];
 
@@ -299,17 +344,14 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     Py_ssize_t shorter = h < w ? h : w;
     int size = (int)(3 * (shorter / BLOCKS));
     size = (size < 3 ? 3 : size) | 1;
-    if (morph(ERODE, ink, h, w, size, 1, work) < 0) goto done;
-    if (box_blur(work, h, w, size, scratch) < 0) goto done;
+    if (morph(ERODE, ink, h, w, size, 1, work) < 0) return -1;
+    if (box_blur(work, h, w, size, scratch) < 0) return -1;
     for (Py_ssize_t i = 0; i < n; i++) ink[i] = ink[i] - scratch[i];
 
     double fractions[2] = {PAPER_FRACTION, TOP_FRACTION}, levels[2];
-    quantiles(ink, n, fractions, 2, keys, levels);
+    if (quantiles(ink, n, fractions, 2, keys, levels) < 0) return -1;
     double paper = levels[0], top = levels[1] - paper;
-    if (top < 0.05) {
-        status = NO_CONTRAST;
-        goto done;
-    }
+    if (top < 0.05) return NO_CONTRAST;
     float offset = (float)paper, gain = (float)(1.0 / top);
     for (Py_ssize_t i = 0; i < n; i++) {
         float v = ink[i] - offset;
@@ -321,8 +363,7 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     /* The tight box around the ink, ignoring specks in otherwise empty rows/columns. */
     Py_ssize_t row_min = w / 200 > 1 ? w / 200 : 1, col_min = h / 200 > 1 ? h / 200 : 1;
     Py_ssize_t top_row = -1, bottom_row = -1, left = -1, right = -1;
-    Py_ssize_t *columns = calloc(w, sizeof(Py_ssize_t));
-    if (columns == NULL) goto done;
+    memset(columns, 0, sizeof(Py_ssize_t) * w);
     for (Py_ssize_t y = 0; y < h; y++) {
         Py_ssize_t count = 0;
         for (Py_ssize_t x = 0; x < w; x++) {
@@ -341,11 +382,7 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
             right = x;
         }
     }
-    free(columns);
-    if (top_row < 0 || left < 0) {
-        status = NO_INK;
-        goto done;
-    }
+    if (top_row < 0 || left < 0) return NO_INK;
     Py_ssize_t ch = bottom_row - top_row + 1, cw = right - left + 1;
     for (Py_ssize_t y = 0; y < ch; y++)
         memcpy(work + y * cw, ink + (top_row + y) * w + left, sizeof(float) * cw);
@@ -356,7 +393,7 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     double length = 2.5 * (double)side;
     double width = (double)inked / length;
     double target = TARGET_STROKE * (double)side;
-    int radius = 0;
+    int radius;
     Morph op = ERODE;
     if (width > THICK_STROKE * target) {
         radius = (int)((width - THICK_STROKE * target) / 2);
@@ -368,51 +405,36 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     Py_ssize_t pad = op == DILATE && radius >= 1 ? radius : 0;
     box->h = ch + 2 * pad;
     box->w = cw + 2 * pad;
-    box->pixels = calloc(box->h * box->w, sizeof(float));
-    if (box->pixels == NULL) goto done;
+    box->pixels = slot(S_BOX, sizeof(float) * box->h * box->w);
+    if (!box->pixels) return -1;
     if (radius < 1) {
         memcpy(box->pixels, work, sizeof(float) * ch * cw);
-    } else {
-        /* Dilation is padded first, so the tight crop does not clip it. */
-        float *from = work;
-        if (pad) {
-            from = calloc(box->h * box->w, sizeof(float));
-            if (from == NULL) {
-                free(box->pixels);
-                goto done;
-            }
-            for (Py_ssize_t y = 0; y < ch; y++)
-                memcpy(from + (y + pad) * box->w + pad, work + y * cw, sizeof(float) * cw);
-        }
-        int failed = morph(op, from, box->h, box->w, window, 0, box->pixels) < 0;
-        if (from != work) free(from);
-        if (failed) {
-            free(box->pixels);
-            goto done;
-        }
+        return 0;
     }
-    status = 0;
-done:
-    free(ink);
-    free(work);
-    free(scratch);
-    free(keys);
-    free(edge);
-    return status;
+    float *from = work;
+    if (pad) { /* dilation is padded first, so the tight crop does not clip it */
+        from = slot(S_PADDED, sizeof(float) * box->h * box->w);
+        if (!from) return -1;
+        memset(from, 0, sizeof(float) * box->h * box->w);
+        for (Py_ssize_t y = 0; y < ch; y++)
+            memcpy(from + (y + pad) * box->w + pad, work + y * cw, sizeof(float) * cw);
+    }
+    return morph(op, from, box->h, box->w, window, 0, box->pixels);
 }
 
 /* digits.to_mnist's last steps and digits.center: clip to 0..1, scale the brightest pixel
    to 1, place by centre of mass (cv2.moments' float64 sums, Python's round half to even)
    in 28 x 28, and quantise as (v * 255 + 0.5) -> uint8. */
-static void centre(const float *digit, Py_ssize_t h, Py_ssize_t w, unsigned char *out) {
+static int centre(const float *digit, Py_ssize_t h, Py_ssize_t w, unsigned char *out) {
     Py_ssize_t n = h * w;
-    float *v = malloc(sizeof(float) * (n ? n : 1));
+    float *v = slot(S_CENTRE, sizeof(float) * n);
+    if (!v) return -1;
     float canvas[CANVAS * CANVAS] = {0};
     float brightest = 0.0f;
     for (Py_ssize_t i = 0; i < n; i++) {
         float p = digit[i] < 0.0f ? 0.0f : digit[i] > 1.0f ? 1.0f : digit[i];
         v[i] = p;
-        if (i == 0 || p > brightest) brightest = p;
+        brightest = p > brightest ? p : brightest;
     }
     if (brightest > 0)
         for (Py_ssize_t i = 0; i < n; i++) v[i] = v[i] / brightest;
@@ -443,8 +465,10 @@ static void centre(const float *digit, Py_ssize_t h, Py_ssize_t w, unsigned char
         q = q + 0.5f;
         out[i] = (unsigned char)q;
     }
-    free(v);
+    return 0;
 }
+
+/* ---------------------------------------------------------------- Python */
 
 /* Checks a float32 image argument: a C-contiguous buffer of h * w floats. */
 static int image_arg(PyObject *obj, Py_buffer *view, Py_ssize_t h, Py_ssize_t w) {
@@ -458,7 +482,7 @@ static int image_arg(PyObject *obj, Py_buffer *view, Py_ssize_t h, Py_ssize_t w)
     return 0;
 }
 
-static PyObject *py_ink_box(PyObject *self, PyObject *args) {
+static PyObject *py_ink_box(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *obj;
     Py_ssize_t h, w;
     Py_buffer view;
@@ -472,12 +496,11 @@ static PyObject *py_ink_box(PyObject *self, PyObject *args) {
     if (status > 0) return PyLong_FromLong(status);
     PyObject *pixels =
         PyByteArray_FromStringAndSize((const char *)box.pixels, box.h * box.w * sizeof(float));
-    free(box.pixels);
     if (pixels == NULL) return NULL;
     return Py_BuildValue("(Nnn)", pixels, box.h, box.w);
 }
 
-static PyObject *py_centre(PyObject *self, PyObject *args) {
+static PyObject *py_centre(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *obj;
     Py_ssize_t h, w;
     Py_buffer view;
@@ -489,12 +512,17 @@ static PyObject *py_centre(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *out = PyByteArray_FromStringAndSize(NULL, CANVAS * CANVAS);
+    int status = 0;
     if (out != NULL) {
         unsigned char *dst = (unsigned char *)PyByteArray_AS_STRING(out);
-        Py_BEGIN_ALLOW_THREADS centre(view.buf, h, w, dst);
+        Py_BEGIN_ALLOW_THREADS status = centre(view.buf, h, w, dst);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&view);
+    if (status < 0) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
     return out;
 }
 
@@ -509,7 +537,7 @@ static PyMethodDef methods[] = {
 
 static PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_ink", "LeNet's preprocessing after the decode, compiled.", -1,
-    methods,
+    methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__ink(void) {
