@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     config = dataclasses.replace(config, allowed_hosts=(
         *config.allowed_hosts, launch.host.lower(), *known_names(host, lan)))
     mode = "development server" if launch.dev else f"{config.workers} workers"
+    if not launch.dev:
+        from nn_server.workers import hold_shutdown_signals
+
+        hold_shutdown_signals()  # from here a stop waits for the workers to start
     print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
           f"{config.state_dir})", flush=True)
 

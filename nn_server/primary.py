@@ -13,7 +13,7 @@ from typing import Any
 from sanic import Sanic
 
 from nn_server.config import Config
-from nn_server.workers import Watchdog
+from nn_server.workers import Watchdog, defer_shutdown_signals
 
 APP_NAME = "nn_server"
 """The workers' app has the same name: Sanic hands it the main process's sockets by name."""
@@ -25,6 +25,7 @@ def create_primary(config: Config) -> Sanic[Any, Any]:
 
     @app.main_process_ready
     async def watch_workers(app: Sanic[Any, Any]) -> None:
+        defer_shutdown_signals(app.manager)
         app.ctx.watchdog = Watchdog(app.manager, on_death=forget)
         app.ctx.watchdog.start()
 

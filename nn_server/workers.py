@@ -40,6 +40,11 @@ PARENT_POLL_S = 0.25
 ORPHAN_EXIT_S = 3.0
 """How long an orphaned worker may take to finish its requests before it just exits."""
 LIVE_STATES = frozenset({"STARTED", "ACKED", "SERVING", "JOINED"})
+STARTUP_WAIT_S = 60.0
+"""How long a stop asked for during start-up waits for the workers to finish starting
+(Sanic gives up on a worker that has not acknowledged after 30 s)."""
+ACK_POLL_S = 0.1
+"""How often Sanic's manager looks for the workers' acknowledgements."""
 
 
 @dataclass
@@ -126,6 +131,51 @@ def alive(pid: int) -> bool:
             return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def defer_shutdown_signals(manager: Any) -> None:
+    """In the main process: take SIGINT and SIGTERM to Sanic's manager on a thread of their
+    own, once every worker has started. Sanic's handler stops the workers through the
+    shared worker state, a ``multiprocessing`` proxy, and a signal handler runs in the main
+    thread between two steps of whatever it was doing: when that was a call through the
+    same proxy (the manager reads the workers' states ten times a second), the handler's
+    call took that call's answer and the main process waited forever for one that had gone.
+    And a stop before every worker has acknowledged its start sends the manager's start-up
+    loop round and round (it passes on every message but its own). Either hung the server
+    on a SIGTERM soon after start, about one time in ten under load."""
+
+    def handle(signum: int, frame: Any) -> None:
+        threading.Thread(target=stop_once_started, args=(manager, signum),
+                         name="nn-shutdown", daemon=True).start()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    if HELD:
+        handle(HELD[0], None)
+
+
+HELD: list[int] = []
+"""Stops asked for before the manager was there to take them."""
+
+
+def hold_shutdown_signals() -> None:
+    """In the main process, until ``defer_shutdown_signals``: remember SIGINT and SIGTERM
+    rather than die of them with the workers half started."""
+
+    def hold(signum: int, frame: Any) -> None:
+        HELD.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    signal.signal(signal.SIGTERM, hold)
+
+
+def stop_once_started(manager: Any, signum: int) -> None:
+    deadline = time.monotonic() + STARTUP_WAIT_S
+    if not manager._all_workers_ack():
+        while not manager._all_workers_ack() and time.monotonic() < deadline:
+            time.sleep(WATCH_S / 4)
+        time.sleep(ACK_POLL_S * 3)  # for the manager's loop to see the acknowledgements
+    manager.shutdown_signal(signum, None)
 
 
 async def watch_parent(worker_state: Any) -> None:

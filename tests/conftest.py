@@ -161,23 +161,7 @@ def start_server(
     tmp = Path(tempfile.mkdtemp(prefix="nn-test-server-"))
     state_dir = tmp / "state"
     ssl_dir = tmp / "ssl"
-    full_env = {
-        **os.environ,
-        "NN_DATA_DIR": str(DATA_DIR),
-        "NN_STATE_DIR": str(state_dir),
-        "NN_SSL_DIR": str(ssl_dir),
-        "NN_SEED_WEIGHTS": str(seed_weights()),
-        "PYTHONUNBUFFERED": "1",
-        # Tests serve on loopback only, so `localaddr` must not find the machine's LAN.
-        "NN_LOCALADDR": "127.0.0.1",
-        **QUICK_TRAINING,
-        **(env or {}),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nn_server", *argv],
-        cwd=ROOT, env=full_env, text=True, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    process = launch(argv, tmp, env)
     lines: deque[str] = deque(maxlen=2000)
     threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
     try:
@@ -189,6 +173,29 @@ def start_server(
     finally:
         _stop(process, state_dir)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def launch(argv: list[str], tmp: Path, env: dict[str, str] | None = None,
+           ) -> subprocess.Popen[str]:
+    """``python -m nn_server *argv`` in its own session, its state and certificates under
+    ``tmp``, output on a pipe."""
+    full_env = {
+        **os.environ,
+        "NN_DATA_DIR": str(DATA_DIR),
+        "NN_STATE_DIR": str(tmp / "state"),
+        "NN_SSL_DIR": str(tmp / "ssl"),
+        "NN_SEED_WEIGHTS": str(seed_weights()),
+        "PYTHONUNBUFFERED": "1",
+        # Tests serve on loopback only, so `localaddr` must not find the machine's LAN.
+        "NN_LOCALADDR": "127.0.0.1",
+        **QUICK_TRAINING,
+        **(env or {}),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "nn_server", *argv],
+        cwd=ROOT, env=full_env, text=True, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
 
 
 def _wait_for_address(process: subprocess.Popen[str], lines: deque[str]) -> str:

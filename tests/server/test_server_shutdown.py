@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from pathlib import Path
 
 import aiohttp
+import pytest
 
-from tests.conftest import LiveServer, basic_auth, start_server
+from tests.conftest import SERVING_LINE, LiveServer, _pump, basic_auth, launch, start_server
 from tests.server.conftest import IMAGES, b64, wait_for
 
 REQUESTS = 40
@@ -81,4 +88,30 @@ async def test_sigterm_answers_what_is_in_flight_and_exits_cleanly() -> None:
     assert code == 0, output
     # Every request in flight at the signal is answered: none refused, none dropped.
     assert outcomes == {200: REQUESTS}, outcomes
+    assert "Traceback" not in output, output
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.3, 1.0])
+def test_sigterm_during_start_up_stops_cleanly(tmp_path: Path, delay_s: float) -> None:
+    # Signalled as soon as it says where it serves (its workers are still starting: they
+    # load the networks), or a little later: it must finish starting, then stop, not hang.
+    process = launch(["--workers", str(WORKERS), "127.0.0.1:0"], tmp_path)
+    lines: deque[str] = deque(maxlen=2000)
+    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(SERVING_LINE.search(line) for line in list(lines)):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.01)
+        time.sleep(delay_s)  # where in the start-up the signal lands, not a wait for it
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("the server hung after SIGTERM:\n" + "".join(lines)) from None
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = "".join(lines)
+    assert code == 0, output
     assert "Traceback" not in output, output
