@@ -24,7 +24,8 @@ def images_per_second(duration_s: float) -> float:
     from nn_server.serving import load
 
     corpus = make_corpus()
-    net = load(LeNet, LeNet.shipped_weights(), Config.from_env().runtime)
+    config = Config.from_env()
+    net = load(LeNet, LeNet.shipped_weights(), config.runtime, config.precision)
     batch = [corpus[i % len(corpus)] for i in range(BATCH)]
     net.classify_each(batch)  # warm-up: first calls allocate
     done = 0

@@ -179,13 +179,16 @@ class NNClient:
         return served
 
     async def export_onnx(
-        self, version: str, path: str | os.PathLike[str], network: str = DEFAULT_NETWORK
+        self, version: str, path: str | os.PathLike[str], network: str = DEFAULT_NETWORK,
+        precision: Literal["int8", "float"] | None = None,
     ) -> Path:
         """Save ``version`` as an ONNX model at ``path`` (input ``image``: float32
-        N×C×H×W in 0..1, the preprocessed image; output ``probabilities``). Returns the
-        path. A file that cannot be written raises ``LocalFileError``."""
+        N×C×H×W in 0..1, the preprocessed image; output ``probabilities``): the graph the
+        server computes with, or ``precision`` ``"float"`` (as trained) or ``"int8"``.
+        Returns the path. A file that cannot be written raises ``LocalFileError``."""
+        query = "" if precision is None else f"?precision={precision}"
         data = await self._download(
-            f"/{_segment(network)}/versions/{_segment(version)}/onnx"
+            f"/{_segment(network)}/versions/{_segment(version)}/onnx{query}"
         )
         target = Path(path)
         try:

@@ -97,6 +97,7 @@ def create_app(config: Config) -> App:
         app.ctx.models = Models(
             config.state_dir, config.max_batch, config.max_delay_ms, config.batching,
             on_batch=app.ctx.metrics.observe_batch, runtime=config.runtime,
+            precision=config.precision,
         )
         app.ctx.supervisor = Supervisor(config)
 

@@ -19,6 +19,7 @@ from nn_server.hosts import ANY, host_name
 MB = 1024 * 1024
 KEEP_VERSIONS = 5
 RUNTIMES = ("onnx", "mxnet")
+PRECISIONS = ("int8", "float")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's multi-process folder; it must be set before the library is imported."""
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -84,6 +85,9 @@ class Config:
     runtime: str = "onnx"
     """What runs the workers' forward passes (``NN_RUNTIME``): ``onnx``, ONNX Runtime on the
     versions' ONNX exports (no MXNet in the workers), or ``mxnet`` (say for a GPU)."""
+    precision: str = "int8"
+    """How ONNX Runtime computes (``NN_PRECISION``): ``int8`` for the networks whose graph
+    ``nn_server.quantize`` covers (LeNet), float for the others; ``float`` everywhere."""
     access_log: bool = True
     """One line per request on stdout: client, request line, status, size (``NN_ACCESS_LOG``)."""
     localaddr: str | None = None
@@ -137,6 +141,7 @@ class Config:
             max_delay_ms=reader.number("NN_MAX_DELAY_MS", cls.max_delay_ms, allow_zero=True),
             batching=reader.flag("NN_BATCHING", default=cls.batching),
             runtime=reader.choice("NN_RUNTIME", RUNTIMES, cls.runtime),
+            precision=reader.choice("NN_PRECISION", PRECISIONS, cls.precision),
             access_log=reader.flag("NN_ACCESS_LOG", default=cls.access_log),
             localaddr=env.get("NN_LOCALADDR") or None,
             ssl_dir=reader.path("NN_SSL_DIR"),

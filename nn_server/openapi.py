@@ -79,6 +79,11 @@ TRAINING_PARAMETERS = [
      "schema": {"enum": ["better", "always"], "default": "better"},
      "description": "Serve the result only if at least as accurate (better), or always"},
 ]
+PRECISION_PARAMETER = {
+    "name": "precision", "in": "query", "required": False,
+    "schema": {"enum": ["int8", "float"]},
+    "description": "float: the export as trained; int8: its quantized graph (networks served "
+                   "in int8 only); default: what this server serves with"}
 VERSION_PARAMETER = {"name": "version", "in": "path", "required": True,
                      "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
 SAMPLE_PARAMETER = {"name": "sample", "in": "path", "required": True,
@@ -187,12 +192,16 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
             "tags": tag, "summary": "This version as an ONNX model",
             "description": "Input image: float32 N×C×H×W, the preprocessed image in 0..1 "
                            "(the normalisation is inside the graph); output probabilities: "
-                           "N×classes.",
-            "parameters": [VERSION_PARAMETER],
+                           "N×classes. By default the graph this server computes with (for "
+                           "LeNet int8: QDQ nodes around int8 weights), whose answers are "
+                           "the server's; precision=float gives the float export.",
+            "parameters": [VERSION_PARAMETER, PRECISION_PARAMETER],
             "responses": {"200": {"description": "The ONNX model (Content-Disposition names "
                                                  "the file)",
                                   "content": {"application/octet-stream": {"schema": {
                                       "type": "string", "format": "binary"}}}},
+                          "400": error("A precision other than int8 or float, or int8 "
+                                       "for a network served in float"),
                           "404": error("No such version"),
                           "500": error("The export failed"), **COMMON_ERRORS},
         }},

@@ -85,6 +85,8 @@ class Models:
     """Told each forward pass's network and size (for the metrics)."""
     runtime: str = "onnx"
     """What runs the forward pass: ``onnx`` (ONNX Runtime, the default) or ``mxnet``."""
+    precision: str = "int8"
+    """ONNX Runtime's: ``int8`` where the network's graph allows it, or ``float``."""
     served: dict[str, Served] = field(default_factory=dict)
     inference: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="nn-inference")
@@ -159,7 +161,7 @@ class Models:
                     log.info("%s: exporting %s to ONNX first", served.cls.name, weights.name)
                     await export_in_process(served.cls, weights, onnx)
                 return await loop.run_in_executor(self.inference, load, served.cls, weights,
-                                                  self.runtime)
+                                                  self.runtime, self.precision)
             except Exception as exc:  # damaged, missing, or not this network's
                 reason = next((line for line in str(exc).splitlines() if line.strip()), "")
                 log.error("%s: could not load weights %s (%s: %s)%s", served.cls.name,
@@ -207,11 +209,13 @@ class Models:
             self.inference.shutdown(wait=False, cancel_futures=True)
 
 
-def load(cls: type[Network], weights: Path, runtime: str) -> Network:
-    """``cls`` with ``weights``, in ONNX Runtime (their export beside them) or MXNet."""
+def load(cls: type[Network], weights: Path, runtime: str, precision: str = "float") -> Network:
+    """``cls`` with ``weights``, in ONNX Runtime (their export beside them, in int8 where it
+    can be) or MXNet."""
     network = cls()
     if runtime == "onnx":
-        network.load_onnx(weights.with_suffix(".onnx"), weights_version(weights))
+        network.load_onnx(weights.with_suffix(".onnx"), weights_version(weights),
+                          int8=precision == "int8")
     else:
         network.initialize(weights)
     return network

@@ -14,6 +14,7 @@ import pytest
 from bench import proxies
 from nn_server import datasets
 from nn_server.networks.lenet import LeNet
+from nn_server.serving import load
 
 PER_PROXY = 300
 """Test digits per proxy, evenly spread over the test set (about 30 of each digit)."""
@@ -28,10 +29,16 @@ DIGIT_FLOOR = 0.9
 """Each digit's accuracy, averaged over the proxies: none may trail far behind."""
 
 
-@pytest.fixture(scope="module")
-def report() -> proxies.Report:
-    net = LeNet()
-    net.initialize()
+@pytest.fixture(scope="module", params=["float", "int8"])
+def report(request: pytest.FixtureRequest) -> proxies.Report:
+    # The weights in float (MXNet, as trained) and as the server runs them by default
+    # (ONNX Runtime, int8: nn_server.quantize).
+    if request.param == "float":
+        net = LeNet()
+        net.initialize()
+    else:
+        net = load(LeNet, LeNet.shipped_weights(), "onnx", "int8")
+        assert net.precision == "int8"
     # tests/conftest.py has made sure MNIST is there and set NN_DATA_DIR.
     return proxies.evaluate(net, proxies.test_digits(PER_PROXY, datasets.data_dir()))
 

@@ -10,12 +10,13 @@ import logging
 from pathlib import Path
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, file, json
+from sanic.response import HTTPResponse, file, json, raw
 
-from nn_server.config import Config
-from nn_server.errors import ApiError, Conflict, NotFound
+from nn_server.config import PRECISIONS, Config
+from nn_server.errors import ApiError, Conflict, InvalidRequest, NotFound
 from nn_server.export import ExportError, export_in_process
 from nn_server.networks import REGISTRY, Network
+from nn_server.quantize import quantize
 from nn_server.routes.verbs import read
 from nn_server.state import DamagedVersion, NetworkState, UnknownVersion
 
@@ -70,6 +71,9 @@ def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
     @read(bp, f"/{name}/versions/<version:str>/onnx", name=f"{name}_onnx",
             ctx_answers=ONNX_MEDIA)
     async def onnx(request: Request, version: str) -> HTTPResponse:
+        """The float export as trained, or ``?precision=int8`` its quantized graph; without
+        the parameter, the one this server computes with, whose answers are its own."""
+        precision = precision_of(request, cls, config)
         weights = weights_of(version)
         target = weights.with_suffix(".onnx")
         if not target.is_file():
@@ -81,4 +85,29 @@ def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
                         log.error("ONNX export failed: %s", exc)
                         raise ExportFailed("the ONNX export failed; the server log has "
                                            "the details") from None
-        return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
+        if precision == "float":
+            return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
+        model = await asyncio.get_running_loop().run_in_executor(None, quantize,
+                                                                 target.read_bytes())
+        return raw(model, content_type=ONNX_MEDIA, headers={
+            "Content-Disposition": f'attachment; filename="{name}-{version}-int8.onnx"'})
+
+
+def precision_of(request: Request, cls: type[Network], config: Config) -> str:
+    """``?precision=``: ``float`` or ``int8``; by default what this server serves with."""
+    query = request.get_args(keep_blank_values=True)
+    asked: str | None = query.get("precision")
+    if asked is None:
+        return served_precision(cls, config)
+    if asked not in PRECISIONS or len(query.getlist("precision")) > 1:
+        raise InvalidRequest(f'"precision" must be one of {", ".join(PRECISIONS)}, not '
+                             f"{asked!r}")
+    if asked == "int8" and not cls.int8:
+        raise InvalidRequest(f"{cls.title} has no int8 graph; it is served in float")
+    return asked
+
+
+def served_precision(cls: type[Network], config: Config) -> str:
+    """How this server's workers compute ``cls``'s answers."""
+    int8 = config.runtime == "onnx" and config.precision == "int8" and cls.int8
+    return "int8" if int8 else "float"

@@ -47,6 +47,10 @@ async def test_export_onnx_and_top_k(lifecycle_server: Any, tmp_path: Path) -> N
         path = await client.export_onnx(served, tmp_path / "lenet.onnx")
         model = onnx.load(str(path))
         assert model.graph.input[0].name == "image"
+        ops = {node.op_type for node in model.graph.node}
+        assert "QuantizeLinear" in ops  # what the server computes with: int8
+        exported = await client.export_onnx(served, tmp_path / "float.onnx", precision="float")
+        assert "QuantizeLinear" not in {n.op_type for n in onnx.load(str(exported)).graph.node}
         with pytest.raises(NotFound):
             await client.export_onnx("0123456789ab", tmp_path / "x.onnx")
         with pytest.raises(LocalFileError, match="cannot write"):

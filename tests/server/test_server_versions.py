@@ -8,6 +8,7 @@ import io
 from collections.abc import Iterator
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from PIL import Image
@@ -244,7 +245,9 @@ async def test_onnx_export_gives_the_servers_probabilities(
         assert response.status == 200
         assert response.content_type == "application/octet-stream"
         disposition = response.headers["Content-Disposition"]
-        assert f'filename="{network}-{version}.onnx"' in disposition
+        # What the server computes with: LeNet's int8 graph, the others' float export.
+        suffix = "-int8" if cls.int8 else ""
+        assert f'filename="{network}-{version}{suffix}.onnx"' in disposition
         model = await response.read()
     session = onnx_session(model)
     [given] = session.get_inputs()
@@ -287,9 +290,35 @@ async def test_a_version_without_an_export_is_exported_on_demand(server: LiveSer
     version = listed["served"]
     onnx = server.state_dir / "lenet" / "weights" / f"{version}.onnx"
     onnx.unlink(missing_ok=True)
-    async with http.get(f"{server.url}/lenet/versions/{version}/onnx",
+    async with http.get(f"{server.url}/lenet/versions/{version}/onnx?precision=float",
                         headers={"Authorization": live_auth(server)}) as response:
         assert response.status == 200, await response.text()
+        assert f'filename="lenet-{version}.onnx"' in response.headers["Content-Disposition"]
         model = await response.read()
     assert onnx.is_file() and onnx.read_bytes() == model
     assert onnx_session(model).get_inputs()[0].name == "image"
+
+
+async def test_the_export_is_int8_where_the_server_serves_int8(shipped_server: LiveServer,
+                                                               http) -> None:
+    live = shipped_server
+    headers = {"Authorization": live_auth(live)}
+    _, listed, _ = await call(http, live, "GET", "/lenet/versions")
+    url = f"{live.url}/lenet/versions/{listed['served']}/onnx"
+    async with http.get(url, headers=headers) as served, \
+            http.get(url + "?precision=int8", headers=headers) as int8, \
+            http.get(url + "?precision=float", headers=headers) as exported:
+        assert "-int8.onnx" in served.headers["Content-Disposition"]
+        served_model, int8_model = await served.read(), await int8.read()
+        float_model = await exported.read()
+    assert served_model == int8_model != float_model
+    ops = {node.op_type for node in onnx.load_from_string(int8_model).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    for query in ("?precision=int16", "?precision=", "?precision=int8&precision=float"):
+        status, answer, _ = await call(http, live, "GET",
+                                       f"/lenet/versions/{listed['served']}/onnx{query}")
+        assert status == 400 and "precision" in answer["error"], (query, answer)
+    _, listed, _ = await call(http, live, "GET", "/fashion/versions")
+    status, answer, _ = await call(
+        http, live, "GET", f"/fashion/versions/{listed['served']}/onnx?precision=int8")
+    assert status == 400 and "float" in answer["error"]
