@@ -8,7 +8,7 @@ crop to the ink → bring strokes to MNIST's width → scale to 20 px → centre
 MNIST-native input passes through almost unchanged.
 
 The functions below are the definition. On the request path, ``_ink.c`` computes the
-same steps after the decode in two compiled calls (about 100 µs less a digit: their ~35
+same steps after the decode in two compiled calls (~90 µs less a digit: their ~35
 NumPy/OpenCV calls on small images cost more in call overhead than in pixels) and gives
 the same bytes; tests/test_ink_kernel.py holds the two to that. Without a C compiler at
 install time the extension is missing and these functions serve instead.
@@ -69,7 +69,7 @@ def compiled() -> Kernel | None:
     except ImportError as exc:
         logging.getLogger("nn_server").warning(
             "LeNet's preprocessing runs without its compiled kernel (%s); it gives the "
-            "same answers, ~100 us a digit slower. Reinstall with a C compiler to build it.",
+            "same answers, ~90 us a digit slower. Reinstall with a C compiler to build it.",
             exc,
         )
         return None
