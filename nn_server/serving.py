@@ -209,13 +209,19 @@ class Models:
             self.inference.shutdown(wait=False, cancel_futures=True)
 
 
+def served_precision(cls: type[Network], runtime: str, precision: str) -> str:
+    """How workers with this runtime and ``NN_PRECISION`` compute ``cls``'s answers:
+    ``int8`` only in ONNX Runtime and for a network that has an int8 form."""
+    return "int8" if runtime == "onnx" and precision == "int8" and cls.int8 else "float"
+
+
 def load(cls: type[Network], weights: Path, runtime: str, precision: str = "float") -> Network:
     """``cls`` with ``weights``, in ONNX Runtime (their export beside them, in int8 where it
     can be) or MXNet."""
     network = cls()
     if runtime == "onnx":
         network.load_onnx(weights.with_suffix(".onnx"), weights_version(weights),
-                          int8=precision == "int8")
+                          int8=served_precision(cls, runtime, precision) == "int8")
     else:
         network.initialize(weights)
     return network

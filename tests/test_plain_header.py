@@ -85,7 +85,7 @@ def test_what_is_not_plain_is_left_to_pil(data: bytes) -> None:
 
 
 def test_a_damaged_chunk_before_the_pixels_is_left_to_pil() -> None:
-    data = bytearray(picture("PNG", "L", pnginfo=None))
+    data = bytearray(picture("PNG", "L"))
     text = b"tEXtComment\0hello"
     chunk = struct.pack(">I", len(text) - 4) + text + struct.pack(">I", zlib.crc32(text) ^ 1)
     data[33:33] = chunk  # after the signature and IHDR

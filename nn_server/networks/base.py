@@ -196,12 +196,13 @@ class Network(ABC):
     def load_onnx(self, model: Path, version: str, *, int8: bool = False) -> None:
         """Serve from ``model``, the version's ONNX export, with ONNX Runtime on one thread:
         no MXNet in the process (a tenth of its memory, and far less per call). ``int8``:
-        run it quantized (``nn_server.quantize``) if its graph allows, else in float."""
+        run it quantized (``nn_server.quantize``) if its graph allows, else in float
+        (``nn_server.serving.served_precision`` says which networks are asked to)."""
         import onnxruntime as ort
 
         graph = model.read_bytes()
         self.precision = "float"
-        if int8 and self.int8:
+        if int8:
             from nn_server.quantize import NotQuantizable, quantize
 
             try:

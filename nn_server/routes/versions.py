@@ -16,8 +16,9 @@ from nn_server.config import PRECISIONS, Config
 from nn_server.errors import ApiError, Conflict, InvalidRequest, NotFound
 from nn_server.export import ExportError, export_in_process
 from nn_server.networks import REGISTRY, Network
-from nn_server.quantize import quantize
+from nn_server.quantize import NotQuantizable, quantize
 from nn_server.routes.verbs import read
+from nn_server.serving import served_precision
 from nn_server.state import DamagedVersion, NetworkState, UnknownVersion
 
 ONNX_MEDIA = "application/octet-stream"
@@ -73,7 +74,8 @@ def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
     async def onnx(request: Request, version: str) -> HTTPResponse:
         """The float export as trained, or ``?precision=int8`` its quantized graph; without
         the parameter, the one this server computes with, whose answers are its own."""
-        precision = precision_of(request, cls, config)
+        asked = precision_asked(request, cls)
+        precision = asked or served_precision(cls, config.runtime, config.precision)
         weights = weights_of(version)
         target = weights.with_suffix(".onnx")
         if not target.is_file():
@@ -87,27 +89,27 @@ def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
                                            "the details") from None
         if precision == "float":
             return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
-        model = await asyncio.get_running_loop().run_in_executor(None, quantize,
-                                                                 target.read_bytes())
+        try:
+            model = await asyncio.get_running_loop().run_in_executor(None, quantize,
+                                                                     target.read_bytes())
+        except NotQuantizable as exc:  # the workers serve this version in float, too
+            if asked:
+                raise Conflict(f"version {version} has no int8 form ({exc}); it is served "
+                               "in float: ?precision=float") from None
+            return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
         return raw(model, content_type=ONNX_MEDIA, headers={
             "Content-Disposition": f'attachment; filename="{name}-{version}-int8.onnx"'})
 
 
-def precision_of(request: Request, cls: type[Network], config: Config) -> str:
-    """``?precision=``: ``float`` or ``int8``; by default what this server serves with."""
+def precision_asked(request: Request, cls: type[Network]) -> str | None:
+    """``?precision=``: ``float`` or ``int8``; None when not given."""
     query = request.get_args(keep_blank_values=True)
     asked: str | None = query.get("precision")
     if asked is None:
-        return served_precision(cls, config)
+        return None
     if asked not in PRECISIONS or len(query.getlist("precision")) > 1:
         raise InvalidRequest(f'"precision" must be one of {", ".join(PRECISIONS)}, not '
                              f"{asked!r}")
     if asked == "int8" and not cls.int8:
         raise InvalidRequest(f"{cls.title} has no int8 graph; it is served in float")
     return asked
-
-
-def served_precision(cls: type[Network], config: Config) -> str:
-    """How this server's workers compute ``cls``'s answers."""
-    int8 = config.runtime == "onnx" and config.precision == "int8" and cls.int8
-    return "int8" if int8 else "float"
