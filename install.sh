@@ -111,7 +111,7 @@ fi
 import mxnet as mx
 import onnxruntime as ort
 import nn_server
-from nn_server.device import pick_device
+from nn_server.networks.device import pick_device
 from nn_server.networks import digits
 kernel = "compiled" if digits.KERNEL is not None else "NumPy (no C compiler found: slower)"
 print(f"nn-server {nn_server.__version__} ready: MXNet {mx.__version__} on {pick_device()}, "

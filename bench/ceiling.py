@@ -19,9 +19,9 @@ SERVER_ENV = {"OMP_NUM_THREADS": "1", "MXNET_ENGINE_TYPE": "NaiveEngine"}
 def images_per_second(duration_s: float) -> float:
     """One process's rate through ``LeNet.classify_each`` in batches of ``BATCH``."""
     from bench.corpus import make_corpus
-    from nn_server.config import Config
+    from nn_server.core.config import Config
+    from nn_server.engine.serving import load
     from nn_server.networks.lenet import LeNet
-    from nn_server.serving import load
 
     corpus = make_corpus()
     config = Config.from_env()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nn_server.images import to_gray
+from nn_server.networks.images import to_gray
 
 IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
 CORPUS_SIZE = 50

@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from nn_server import datasets
+from nn_server.networks import datasets
 from nn_server.networks.lenet import MNIST, LeNet
 
 Digit = NDArray[Any]  # grey levels, uint8 or float while it is drawn

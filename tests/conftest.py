@@ -38,8 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from nn_server import datasets
-from nn_server.networks import REGISTRY
+from nn_server.networks import REGISTRY, datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "nn_server" / "networks" / "weights" / "lenet.params"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from nn_server.batching import BatcherClosed, MicroBatcher
+from nn_server.engine.batching import BatcherClosed, MicroBatcher
 
 
 class Recorder:
@@ -82,7 +82,7 @@ async def test_idle_batcher_runs_at_once_without_waiting_for_company(
     async def no_waiting(delay: float) -> None:
         raise AssertionError(f"the batcher waited {delay} s for company")
 
-    monkeypatch.setattr("nn_server.batching.asyncio.sleep", no_waiting)
+    monkeypatch.setattr("nn_server.engine.batching.asyncio.sleep", no_waiting)
     assert await batcher.submit(3) == 9
     await batcher.close()
     assert fn.batches == [[3]]

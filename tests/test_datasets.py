@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nn_server import datasets
-from nn_server.datasets import DataError, Dataset
-from nn_server.networks import REGISTRY
+from nn_server.networks import REGISTRY, datasets
+from nn_server.networks.datasets import DataError, Dataset
 from nn_server.networks.lenet import MNIST
 
 # tests/conftest.py has made sure the files are there and set NN_DATA_DIR.

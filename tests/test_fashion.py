@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nn_server import datasets
-from nn_server.images import BlankImage
+from nn_server.core.files import read_record, weights_version
+from nn_server.networks import datasets
 from nn_server.networks.fashion import FASHION_MNIST, Fashion, prepare_garment
-from nn_server.records import read_record, weights_version
+from nn_server.networks.images import BlankImage
 from tests.conftest import DATA_DIR, ROOT
 
 SAMPLES = 1000

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nn_server.images import ImageError
 from nn_server.networks import REGISTRY, Network
+from nn_server.networks.images import ImageError
 
 FUZZ = settings(max_examples=120, derandomize=True, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from bench import proxies
-from nn_server import datasets
-from nn_server.images import BlankImage, read_gray
-from nn_server.networks import digits
+from nn_server.networks import datasets, digits
+from nn_server.networks.images import BlankImage, read_gray
 
 SAMPLES = Path(__file__).resolve().parents[1] / "images"
 

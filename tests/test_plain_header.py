@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
-from nn_server import images
-from nn_server.images import ImageError, plain_header, read_any, read_gray
+from nn_server.networks import images
+from nn_server.networks.images import ImageError, plain_header, read_any, read_gray
 from tests.test_fuzz_images import images as any_images
 
 SAMPLES = Path(__file__).resolve().parents[1] / "images"

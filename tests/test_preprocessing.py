@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nn_server import datasets
-from nn_server.images import (
+from nn_server.networks import datasets
+from nn_server.networks.digits import prepare_digit
+from nn_server.networks.images import (
     BlankImage,
     ImageError,
     ImageTooLarge,
@@ -26,7 +27,6 @@ from nn_server.images import (
     UnreadableImage,
     UnsupportedFormat,
 )
-from nn_server.networks.digits import prepare_digit
 from nn_server.networks.lenet import MNIST, LeNet
 
 ROOT = Path(__file__).resolve().parents[1]

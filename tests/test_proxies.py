@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from bench import proxies
-from nn_server import datasets
+from nn_server.engine.serving import load
+from nn_server.networks import datasets
 from nn_server.networks.lenet import LeNet
-from nn_server.serving import load
 
 PER_PROXY = 300
 """Test digits per proxy, evenly spread over the test set (about 30 of each digit)."""
@@ -32,7 +32,7 @@ DIGIT_FLOOR = 0.9
 @pytest.fixture(scope="module", params=["float", "int8"])
 def report(request: pytest.FixtureRequest) -> proxies.Report:
     # The weights in float (MXNet, as trained) and as the server runs them by default
-    # (ONNX Runtime, int8: nn_server.quantize).
+    # (ONNX Runtime, int8: nn_server.networks.quantize).
     if request.param == "float":
         net = LeNet()
         net.initialize()

@@ -1,4 +1,4 @@
-"""int8 LeNet (``nn_server.quantize``): as accurate as float on MNIST's test set, answers
+"""int8 LeNet (``nn_server.networks.quantize``): as accurate as float on MNIST's test set, answers
 that do not depend on the batch, and float wherever the graph is not a plain chain."""
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-from nn_server import datasets, quantize
-from nn_server.networks import REGISTRY
+from nn_server.engine.serving import load
+from nn_server.networks import REGISTRY, datasets, quantize
 from nn_server.networks.fashion import Fashion
 from nn_server.networks.lenet import MNIST, LeNet
-from nn_server.serving import load
 
 
 def session(model: bytes) -> ort.InferenceSession:

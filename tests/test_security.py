@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from nn_server import auth, gate
-from nn_server.auth import (
+from nn_server.core.addresses import host_name, parse_networks
+from nn_server.core.config import Config, ConfigError
+from nn_server.core.redaction import hide_paths
+from nn_server.store.status import TrainingStatus
+from nn_server.web import auth, gate
+from nn_server.web.auth import (
     ADMIN,
     USER,
     Authenticator,
@@ -25,13 +29,10 @@ from nn_server.auth import (
     permission_warning,
     verify_password,
 )
-from nn_server.clients import Clients, parse_networks
-from nn_server.config import Config, ConfigError
-from nn_server.connections import Exchange, head_problem, loggable, strictness_problem
-from nn_server.errors import TooManyAttempts
-from nn_server.hosts import HostError, HostPolicy, host_name, known_names, other_site
-from nn_server.redaction import hide_paths
-from nn_server.training.status import TrainingStatus
+from nn_server.web.clients import Clients
+from nn_server.web.connections import Exchange, head_problem, loggable, strictness_problem
+from nn_server.web.errors import TooManyAttempts
+from nn_server.web.hosts import HostError, HostPolicy, known_names, other_site
 
 HASH = hash_password("secret")
 

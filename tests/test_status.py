@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from nn_server import openapi
 from nn_server.networks import REGISTRY
-from nn_server.state import NetworkState
-from nn_server.training.status import Epoch, Progress, TrainingStatus
+from nn_server.store.state import NetworkState
+from nn_server.store.status import Epoch, Progress, TrainingStatus
+from nn_server.web import openapi
 
 NOW = "2026-12-01 10:00:00"
 LATER = "2026-12-01 10:05:00"

@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nn_server import datasets
-from nn_server.networks import Augmentation
+from nn_server.core.files import DATETIME_FORMAT, read_record, weights_version
+from nn_server.networks import Augmentation, datasets
 from nn_server.networks.lenet import MNIST, LeNet
-from nn_server.records import DATETIME_FORMAT, read_record, weights_version
+from nn_server.store.status import Progress
 from nn_server.training.data import Batches
 from nn_server.training.loop import schedule
 from nn_server.training.run import TrainingJob, train_network
-from nn_server.training.status import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/conftest.py has made sure the files are there and set NN_DATA_DIR.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nn_server.records import weights_version
-from nn_server.state import NetworkState, UnknownVersion, is_version
+from nn_server.core.files import weights_version
+from nn_server.store.state import NetworkState, UnknownVersion, is_version
 
 
 def weights(tmp_path: Path, n: int, accuracy: str = "99.00", onnx: bool = False) -> Path:

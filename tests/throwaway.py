@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from nn_server.images import border_level, read_gray
 from nn_server.networks import Network, Recipe
+from nn_server.networks.images import border_level, read_gray
 from nn_server.networks.lenet import MNIST
 
 if TYPE_CHECKING:

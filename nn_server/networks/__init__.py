@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 
+from nn_server.core.errors import Missing
 from nn_server.networks.base import Augmentation, Network, Prediction, Recipe
 
 NETWORKS: tuple[str, ...] = (
@@ -21,7 +22,7 @@ NETWORKS: tuple[str, ...] = (
 EXTRA_ENV = "NN_EXTRA_NETWORKS"
 
 
-class UnknownNetwork(LookupError):
+class UnknownNetwork(Missing):
     """No network is registered under that name; the message lists the valid ones."""
 
 

@@ -3,10 +3,10 @@
 initialise (weights → device) → preprocess (file bytes → uint8 tensor) → infer (batch →
 class probabilities) → postprocess (probabilities → predictions) → answer (prediction →
 JSON). A network overrides only the stages it needs. Besides its model (``build``) and its
-preprocessing, a network owns its labels, its data set (``nn_server.datasets.Dataset``), its
-training ``Recipe`` and its shipped weights with their record: the server, the trainer,
-the SDK and the CLI take all of it from the registry, so adding a network is one module,
-its weights and one registry line.
+preprocessing, a network owns its labels, its data set (``nn_server.networks.datasets``),
+its training ``Recipe`` and its shipped weights with their record: the server, the
+trainer, the SDK and the CLI take all of it from the registry, so adding a network is one
+module, its weights and one registry line.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from nn_server.datasets import Dataset
-from nn_server.device import pick_device
-from nn_server.images import ImageError, UnreadableImage
-from nn_server.records import read_record, weights_version
+from nn_server.core.files import read_record, weights_version
+from nn_server.networks.datasets import Dataset
+from nn_server.networks.device import pick_device
+from nn_server.networks.images import ImageError, UnreadableImage
 
 if TYPE_CHECKING:  # MXNet loads only where a network is built: workers and the trainer
     import mxnet as mx
@@ -35,7 +35,7 @@ log = logging.getLogger("nn_server")
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 ONNX_INPUT = "image"
-"""The input of every exported model (``nn_server.export``)."""
+"""The input of every exported model (``nn_server.networks.export``)."""
 CHECKOUT = Path(__file__).resolve().parents[2]
 SAMPLE_INDEX = re.compile(r"^(\d+)_")
 """The source checkout: where ``images/`` (the sample pictures) sits beside the package."""
@@ -115,7 +115,8 @@ class Network(ABC):
     """A second key the answers repeat the label under (LeNet: the original ``"number"``)."""
     int8: ClassVar[bool] = False
     """Whether ONNX Runtime serves it quantized (``NN_PRECISION=int8``): its graph is a
-    chain ``nn_server.quantize`` covers, and int8 answers as well as float on its test set."""
+    chain ``nn_server.networks.quantize`` covers, and int8 answers as well as float on its
+    test set."""
     mean: ClassVar[float] = 0.0
     std: ClassVar[float] = 1.0
     """The training images' pixel statistics (after scaling to 0..1), for ``normalize``."""
@@ -196,14 +197,14 @@ class Network(ABC):
     def load_onnx(self, model: Path, version: str, *, int8: bool = False) -> None:
         """Serve from ``model``, the version's ONNX export, with ONNX Runtime on one thread:
         no MXNet in the process (a tenth of its memory, and far less per call). ``int8``:
-        run it quantized (``nn_server.quantize``) if its graph allows, else in float
-        (``nn_server.serving.served_precision`` says which networks are asked to)."""
+        run it quantized (``nn_server.networks.quantize``) if its graph allows, else in float
+        (``nn_server.engine.serving.served_precision`` says which networks are asked to)."""
         import onnxruntime as ort
 
         graph = model.read_bytes()
         self.precision = "float"
         if int8:
-            from nn_server.quantize import NotQuantizable, quantize
+            from nn_server.networks.quantize import NotQuantizable, quantize
 
             try:
                 graph, self.precision = quantize(graph), "int8"
@@ -226,7 +227,7 @@ class Network(ABC):
     def preprocess(self, data: bytes) -> NDArray[np.uint8]:
         """Encoded file bytes → one uint8 input of ``input_shape`` (0..255).
 
-        Raises ``nn_server.images.ImageError`` (or a subclass) for bad input.
+        Raises ``nn_server.networks.images.ImageError`` (or a subclass) for bad input.
         """
 
     def infer(self, batch: NDArray[np.uint8]) -> NDArray[np.float32]:

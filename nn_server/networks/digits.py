@@ -3,7 +3,7 @@
 Users send dark ink on light paper, photographed or scanned, in any size, mode and
 orientation; MNIST is a light digit on black, its longer side scaled to 20 px and centred
 by centre of mass in 28×28. ``prepare_digit`` bridges the two: decode safely
-(``nn_server.images``) → smooth a photo's noise → polarity → flatten uneven background →
+(``nn_server.networks.images``) → smooth a photo's noise → polarity → flatten uneven background →
 crop to the ink → bring strokes to MNIST's width → scale to 20 px → centre by mass.
 MNIST-native input passes through almost unchanged.
 
@@ -22,7 +22,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from nn_server.images import (
+from nn_server.networks.images import (
     WORK_SIDE,
     BlankImage,
     ByteImage,

@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from nn_server.datasets import Dataset
-from nn_server.images import (
+from nn_server.networks.base import Augmentation, Network, Recipe
+from nn_server.networks.datasets import Dataset
+from nn_server.networks.images import (
     WORK_SIDE,
     BlankImage,
     FloatImage,
@@ -27,7 +28,6 @@ from nn_server.images import (
     read_gray,
     shrink,
 )
-from nn_server.networks.base import Augmentation, Network, Recipe
 
 if TYPE_CHECKING:
     from mxnet.gluon import HybridBlock

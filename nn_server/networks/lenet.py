@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from nn_server.datasets import Dataset
 from nn_server.networks.base import Augmentation, Network, Recipe
+from nn_server.networks.datasets import Dataset
 from nn_server.networks.digits import prepare_digit
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class LeNet(Network):
     labels = tuple(str(d) for d in range(10))
     label_key = "number"  # the original contract's key: the digit, as a string
     samples = "images"
-    int8 = True  # 99.58 % on MNIST's test set, as in float (nn_server.quantize)
+    int8 = True  # 99.58 % on MNIST's test set, as in float (nn_server.networks.quantize)
     input_shape = (1, 28, 28)
     dataset = MNIST
     # Augmentation chosen by bench/proxies.py: thicker and thinner strokes, elastic

@@ -33,10 +33,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from nn_server.datasets import DataError
 from nn_server.networks import REGISTRY, Recipe, UnknownNetwork, network_class
+from nn_server.networks.datasets import DataError
+from nn_server.store.status import Progress as TrainProgress
 from nn_server.training.run import TrainingJob, evaluate_weights, train_network
-from nn_server.training.status import Progress as TrainProgress
 
 
 def positive(text: str) -> int:

@@ -9,8 +9,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from nn_server.datasets import Split
 from nn_server.networks.base import Augmentation
+from nn_server.networks.datasets import Split
 
 Normalizer = Callable[[NDArray[np.uint8]], NDArray[np.float32]]
 ERASE_AREA = (0.02, 0.25)

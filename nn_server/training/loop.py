@@ -13,8 +13,8 @@ from mxnet import autograd, gluon
 from mxnet.gluon import HybridBlock
 
 from nn_server.networks.base import Recipe
+from nn_server.store.status import Progress
 from nn_server.training.data import Batches
-from nn_server.training.status import Progress
 
 EVAL_BATCH = 1000
 

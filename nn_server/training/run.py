@@ -21,10 +21,9 @@ from typing import Any
 import mxnet as mx
 import numpy as np
 
-from nn_server import datasets
-from nn_server.export import export_onnx
-from nn_server.networks import Network, Recipe, network_class
-from nn_server.records import DATETIME_FORMAT, READABLE, weights_version, write_atomic
+from nn_server.core.files import DATETIME_FORMAT, READABLE, weights_version, write_atomic
+from nn_server.networks import Network, Recipe, datasets, network_class
+from nn_server.networks.export import export_onnx
 from nn_server.training.data import Batches
 from nn_server.training.loop import EVAL_BATCH, ProgressCallback, evaluate, fit, seed_everything
 

@@ -19,10 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from nn_server.config import Config
-from nn_server.errors import TrainingInProgress
-from nn_server.records import DATETIME_FORMAT
-from nn_server.state import NetworkState, describe_exit
+from nn_server.core.config import Config
+from nn_server.core.files import DATETIME_FORMAT
+from nn_server.store.state import NetworkState, TrainingInProgress, describe_exit
 
 log = logging.getLogger("nn_server")
 TRAINING_ENGINE = "ThreadedEnginePerDevice"  # MXNet's default

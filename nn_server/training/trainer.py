@@ -31,11 +31,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from nn_server.config import KEEP_VERSIONS
+from nn_server.core.config import KEEP_VERSIONS
+from nn_server.core.files import DATETIME_FORMAT
 from nn_server.networks import REGISTRY, network_class
-from nn_server.records import DATETIME_FORMAT
-from nn_server.state import NetworkState
-from nn_server.training.status import Progress
+from nn_server.store.state import NetworkState
+from nn_server.store.status import Progress
 
 if TYPE_CHECKING:
     from nn_server.training.run import TrainingJob

@@ -103,7 +103,7 @@ def test_command_builds_a_configured_client() -> None:
 
 def test_client_and_server_agree_on_this_machines_address() -> None:
     from nn_sdk._config import local_address as client_side
-    from nn_server.arguments import local_address as server_side
+    from nn_server.core.addresses import local_address as server_side
 
     assert client_side() == server_side()
 

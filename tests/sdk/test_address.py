@@ -6,7 +6,7 @@ import pytest
 
 from nn_sdk import Address, AddressError, NNClient, NNError, parse_address
 from nn_sdk._config import parse_base_url
-from nn_server.arguments import split_address
+from nn_server.core.addresses import bind_address
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_without_schemes_a_url_is_refused() -> None:
 @pytest.mark.parametrize("text", ["127.0.0.1:0", "[::1]:8080", "localaddr:5000", "h-1.lan:1"])
 def test_the_server_reads_addresses_with_it(text: str) -> None:
     address = parse_address(text, schemes=())
-    assert split_address(text) == (address.host, address.port)
+    assert bind_address(text) == (address.host, address.port)
 
 
 @pytest.mark.parametrize("text", ["127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000",
@@ -86,7 +86,7 @@ def test_the_server_says_what_the_parser_says(text: str) -> None:
     with pytest.raises(AddressError) as expected:
         parse_address(text, schemes=())
     with pytest.raises(ValueError) as caught:
-        split_address(text)
+        bind_address(text)
     assert str(caught.value) == str(expected.value)
 
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from nn_server.auth import (
+from nn_server.web.auth import (
     Authenticator,
     UsersError,
     hash_password,

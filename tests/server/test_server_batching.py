@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nn_server import datasets
+from nn_server.networks import datasets
 from nn_server.networks.lenet import MNIST, LeNet
 from tests.conftest import LiveServer, start_server
 from tests.server.conftest import IMAGES, b64, call

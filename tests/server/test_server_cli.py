@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from nn_server.arguments import DEFAULT_PORT, LOCALADDR, Launch, local_address, parse
+from nn_server.core.addresses import local_address
+from nn_server.web.arguments import DEFAULT_PORT, LOCALADDR, Launch, parse
 from tests.conftest import LISTED, ROOT, LiveServer, start_server
 from tests.server.conftest import call
 
@@ -140,7 +141,7 @@ def test_bad_environment_is_a_clear_error() -> None:
 
 
 def test_default_credentials_warning_on_a_public_address(capsys) -> None:
-    from nn_server.__main__ import is_loopback, warn_default_credentials
+    from nn_server.web.main import is_loopback, warn_default_credentials
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("192.0.2.2") and not is_loopback("0.0.0.0")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nn_server.records import weights_version
-from nn_server.state import NetworkState
+from nn_server.core.files import weights_version
+from nn_server.store.state import NetworkState
 from tests.conftest import ROOT, SHIPPED, LiveServer, seed_weights, start_server
 from tests.server.conftest import IMAGES, b64, call, wait_for
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nn_server import datasets
+from nn_server.networks import datasets
 from nn_server.networks.fashion import FASHION_MNIST, Fashion
 from tests.conftest import LiveServer
 from tests.server.conftest import b64, call

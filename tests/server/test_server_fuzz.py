@@ -11,8 +11,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from nn_server import openapi
 from nn_server.networks import REGISTRY
+from nn_server.web import openapi
 from tests.conftest import AUTH_HEADER, LiveServer, start_server
 
 SCHEMA = schemathesis.openapi.from_dict(openapi.document(REGISTRY.values()))

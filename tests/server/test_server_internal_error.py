@@ -13,10 +13,10 @@ import pytest
 from sanic import Request, Sanic
 from sanic_testing.testing import SanicTestClient
 
-from nn_server.app import create_app
-from nn_server.config import Config
-from nn_server.errors import INTERNAL_ERROR
-from nn_server.state import NetworkState
+from nn_server.core.config import Config
+from nn_server.store.state import NetworkState
+from nn_server.web.app import create_app
+from nn_server.web.errors import INTERNAL_ERROR
 from tests.conftest import AUTH_HEADER, seed_weights
 
 

@@ -12,10 +12,10 @@ from sanic import Sanic
 from sanic_testing.testing import SanicTestClient
 
 from nn_server import networks
-from nn_server.app import create_app
-from nn_server.config import Config
-from nn_server.state import NetworkState
+from nn_server.core.config import Config
+from nn_server.store.state import NetworkState
 from nn_server.training.run import TrainingJob, train_network
+from nn_server.web.app import create_app
 from tests.conftest import (
     AUTH_HEADER,
     DATA_DIR,

@@ -6,10 +6,10 @@ import re
 
 from sanic import Sanic
 
-from nn_server.app import create_app
-from nn_server.config import Config
+from nn_server.core.config import Config
 from nn_server.networks import REGISTRY
-from nn_server.openapi import document
+from nn_server.web.app import create_app
+from nn_server.web.openapi import document
 from tests.conftest import LiveServer
 from tests.server.conftest import call
 

@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from nn_server.auth import hash_password
-from nn_server.datasets import FILES
+from nn_server.networks.datasets import FILES
+from nn_server.web.auth import hash_password
 from tests.conftest import ROOT, LiveServer, basic_auth, start_server
 from tests.server.conftest import IMAGES, b64, call, wait_for
 

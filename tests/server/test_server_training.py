@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from nn_server.state import NetworkState
+from nn_server.store.state import NetworkState
 from tests.conftest import LiveServer, start_server
 from tests.server.conftest import IMAGES, b64, call, wait_for
 

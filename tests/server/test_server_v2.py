@@ -33,11 +33,11 @@ from tritonclient.http.auth import BasicAuth
 from tritonclient.utils import InferenceServerException
 
 from nn_server import __version__, networks
-from nn_server.app import create_app
-from nn_server.config import Config
+from nn_server.core.config import Config
 from nn_server.networks import REGISTRY, Network
-from nn_server.routes.networks import MAX_BATCH
-from nn_server.state import NetworkState
+from nn_server.store.state import NetworkState
+from nn_server.web.app import create_app
+from nn_server.web.routes.networks import MAX_BATCH
 from tests.conftest import AUTH_HEADER, ROOT, SHIPPED, LiveServer, basic_auth
 from tests.throwaway import Tiny
 

@@ -13,8 +13,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from nn_server import datasets
-from nn_server.networks import REGISTRY
+from nn_server.networks import REGISTRY, datasets
 from tests.conftest import SHIPPED, LiveServer, basic_auth, start_server
 from tests.server.conftest import IMAGES, b64, call, wait_for
 

@@ -15,7 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 from yarl import URL
 
 from nn_server.networks import REGISTRY
-from nn_server.routes.docs import ASSETS
+from nn_server.web.routes.docs import ASSETS
 from tests.conftest import LiveServer, basic_auth
 
 MEDIA = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp", ".tiff": "image/tiff"}

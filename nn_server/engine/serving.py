@@ -1,0 +1,231 @@
+"""The networks one worker serves, kept on the newest weights without failing a request.
+
+Each worker polls every network's ``current.json`` with a single ``stat`` every
+``reload_interval_s``. When the pointer moves, the new weights are loaded into a *new*
+``Network`` in full, and only then does the reference swap; a request holds the reference
+it started with, so it finishes on the old weights and the next one gets the new. If
+loading fails, the old network keeps serving and the next tick tries again.
+
+MXNet's cached graphs are not safe to call from several threads at once, so decoding,
+inference and loading (which runs a warm-up inference) happen on one thread per worker.
+Requests meet there through a ``MicroBatcher``: whatever has queued while the previous
+batch computed runs as one forward pass, which is where a small network's throughput
+comes from (one image per call costs ~1 ms of framework overhead; 64 cost little more).
+Requests await the thread; the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from nn_server.core.errors import Unavailable
+from nn_server.core.files import weights_version
+from nn_server.engine.batching import BatcherClosed, BatchStats, MicroBatcher
+from nn_server.networks import REGISTRY, Network, Prediction
+from nn_server.networks.export import export_in_process
+from nn_server.networks.images import ImageError
+from nn_server.store.state import NetworkState, Pointer
+
+Answer = tuple[Prediction, str]
+"""A prediction and the weights version that made it."""
+
+log = logging.getLogger("nn_server")
+
+
+class ShuttingDown(Unavailable):
+    """The worker is stopping and takes no new images."""
+
+
+@dataclass
+class Served:
+    """One network in this worker: its state files and the ``Network`` answering now."""
+
+    cls: type[Network]
+    state: NetworkState
+    network: Network | None = None
+    signature: tuple[int, int, int] | None = None
+    batcher: MicroBatcher[bytes, Answer] | None = None
+    on_batch: Callable[[str, int], None] | None = None
+
+    def classify_batch(self, images: Sequence[bytes]) -> list[Answer | ImageError]:
+        """Runs on the inference thread: one forward pass with the weights of this moment."""
+        network = self.network
+        if network is None:
+            raise LookupError(self.cls.name)
+        if self.on_batch is not None:
+            self.on_batch(self.cls.name, len(images))
+        version = network.version or ""
+        return [
+            (r, version) if isinstance(r, Prediction) else r
+            for r in network.classify_each(images)
+        ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A classified batch: one prediction or image error per input, and which weights."""
+
+    results: list[Prediction | ImageError]
+    version: str
+
+
+@dataclass
+class Models:
+    """Every registered network, for one worker process."""
+
+    state_dir: Path
+    max_batch: int = 64
+    max_delay_ms: float = 0.0
+    batching: bool = True
+    on_batch: Callable[[str, int], None] | None = None
+    """Told each forward pass's network and size (for the metrics)."""
+    runtime: str = "onnx"
+    """What runs the forward pass: ``onnx`` (ONNX Runtime, the default) or ``mxnet``."""
+    precision: str = "int8"
+    """ONNX Runtime's: ``int8`` where the network's graph allows it, or ``float``."""
+    served: dict[str, Served] = field(default_factory=dict)
+    inference: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="nn-inference")
+    )
+
+    def __post_init__(self) -> None:
+        # Images are small: OpenCV's thread pool would cost more than it saves, and with
+        # one worker per core it would oversubscribe the CPUs.
+        cv2.setNumThreads(1)
+        for name, cls in REGISTRY.items():
+            served = Served(cls, NetworkState.of(self.state_dir, name), on_batch=self.on_batch)
+            served.batcher = MicroBatcher(
+                served.classify_batch,
+                max_batch=self.max_batch if self.batching else 1,
+                max_delay=self.max_delay_ms / 1000,
+                executor=self.inference,
+            )
+            self.served[name] = served
+
+    def versions(self) -> dict[str, str | None]:
+        return {name: s.network.version if s.network else None for name, s in self.served.items()}
+
+    def is_ready(self, name: str) -> bool:
+        """Whether ``name`` has weights loaded in this worker (else it answers 503)."""
+        return self.served[name].network is not None
+
+    def batch_sizes(self) -> dict[str, dict[int, int]]:
+        """Per network: how many forward passes took each batch size."""
+        return {name: stats.sizes for name, stats in self.batch_stats().items()}
+
+    def batch_stats(self) -> dict[str, BatchStats]:
+        """Per network: forward passes run, images they took, batch sizes."""
+        return {name: s.batcher.stats for name, s in self.served.items() if s.batcher}
+
+    @property
+    def ready(self) -> bool:
+        """Every network has weights loaded."""
+        return all(s.network is not None for s in self.served.values())
+
+    async def refresh(self) -> None:
+        """Load any network whose ``current.json`` moved since the last look. Networks are
+        independent: one that cannot load keeps its old weights (or stays unready) and is
+        tried again when its pointer next moves, while the others go on."""
+        for name, served in self.served.items():
+            signature = served.state.pointer_signature()
+            if signature is None or signature == served.signature:
+                continue
+            served.signature = signature
+            pointer = served.state.pointer()
+            if pointer is None:
+                continue
+            if served.network is not None and served.network.version == pointer.version:
+                continue
+            network = await self.load_first(served, pointer)
+            if network is not None:
+                served.network = network
+                log.info("%s now serves weights %s", name, network.version)
+
+    async def load_first(self, served: Served, pointer: Pointer) -> Network | None:
+        """The network with the served weights, or — if they will not load — the version
+        before them, then the shipped weights; a worker never stays broken while good
+        weights exist. None (the network answers 503) when nothing loads."""
+        candidates = [pointer.weights]
+        if pointer.previous:
+            candidates.append(served.state.weights_dir / f"{pointer.previous}.params")
+        candidates.append(served.cls.shipped_weights())
+        loop = asyncio.get_running_loop()
+        for weights in candidates:
+            try:
+                onnx = weights.with_suffix(".onnx")
+                if self.runtime == "onnx" and weights.is_file() and not onnx.is_file():
+                    log.info("%s: exporting %s to ONNX first", served.cls.name, weights.name)
+                    await export_in_process(served.cls, weights, onnx)
+                return await loop.run_in_executor(self.inference, load, served.cls, weights,
+                                                  self.runtime, self.precision)
+            except Exception as exc:  # damaged, missing, or not this network's
+                reason = next((line for line in str(exc).splitlines() if line.strip()), "")
+                log.error("%s: could not load weights %s (%s: %s)%s", served.cls.name,
+                          weights.name, type(exc).__name__, reason[:200],
+                          "; trying the next" if weights != candidates[-1]
+                          else "; nothing left to serve")
+        return None
+
+    async def watch(self, interval_s: float) -> None:
+        """``refresh`` forever."""
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # a bug here must not stop the watching
+                log.exception("could not look for new weights")
+            await asyncio.sleep(interval_s)
+
+    async def classify(self, name: str, images: Sequence[bytes]) -> Outcome:
+        """Classify encoded images with the network ``name`` serves; they join the queue
+        one by one, so a 256-image request and many 1-image requests batch alike."""
+        served = self.served[name]
+        if served.network is None or served.batcher is None:
+            raise LookupError(name)
+        answers = await served.batcher.submit_many(images)
+        results: list[Prediction | ImageError] = []
+        version = ""
+        for answer in answers:
+            if isinstance(answer, ImageError):
+                results.append(answer)
+            elif isinstance(answer, BatcherClosed):
+                raise ShuttingDown("the server is shutting down; try again") from None
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                results.append(answer[0])
+                version = version or answer[1]
+        return Outcome(results, version or (served.network.version or ""))
+
+    async def close(self) -> None:
+        """Answer everything queued, then stop the inference thread."""
+        for served in self.served.values():
+            if served.batcher is not None:
+                await served.batcher.close()
+        with contextlib.suppress(RuntimeError):
+            self.inference.shutdown(wait=False, cancel_futures=True)
+
+
+def served_precision(cls: type[Network], runtime: str, precision: str) -> str:
+    """How workers with this runtime and ``NN_PRECISION`` compute ``cls``'s answers:
+    ``int8`` only in ONNX Runtime and for a network that has an int8 form."""
+    return "int8" if runtime == "onnx" and precision == "int8" and cls.int8 else "float"
+
+
+def load(cls: type[Network], weights: Path, runtime: str, precision: str = "float") -> Network:
+    """``cls`` with ``weights``, in ONNX Runtime (their export beside them, in int8 where it
+    can be) or MXNet."""
+    network = cls()
+    if runtime == "onnx":
+        network.load_onnx(weights.with_suffix(".onnx"), weights_version(weights),
+                          int8=served_precision(cls, runtime, precision) == "int8")
+    else:
+        network.initialize(weights)
+    return network

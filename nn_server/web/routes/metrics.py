@@ -1,0 +1,34 @@
+"""``GET /metrics``: Prometheus text format, summed over every process of this server."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, raw
+
+from nn_server.engine.serving import Models
+from nn_server.web.metrics import CONTENT_TYPE, ServerGauges, render
+from nn_server.web.routes.verbs import read
+from nn_server.web.workers import census
+
+PATH = "/metrics"
+
+
+def metrics_blueprint() -> Blueprint:
+    bp = Blueprint("metrics")
+
+    @read(bp, PATH, name="metrics", ctx_answers="text/plain")
+    async def scrape(request: Request) -> HTTPResponse:
+        app = request.app
+        models: Models = app.ctx.models
+        workers = None
+        if hasattr(app, "multiplexer"):
+            count = census(app.m.workers, app.ctx.config.workers)
+            workers = (count.expected, count.live, count.restarts)
+        gauges = ServerGauges(
+            models.versions(),
+            {name: s.state.is_training() for name, s in models.served.items()},
+            workers,
+        )
+        return raw(render(gauges), content_type=CONTENT_TYPE)
+
+    return bp
