@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nn_server.core.files import read_record, weights_version
+from nn_server.core.files import weights_version
+from nn_server.core.records import VersionRecord
 from nn_server.networks import datasets
 from nn_server.networks.fashion import FASHION_MNIST, Fashion, prepare_garment
 from nn_server.networks.images import BlankImage
@@ -96,7 +97,7 @@ def test_the_shipped_weights_score_at_least_93_percent() -> None:
     match = re.search(r"test accuracy (\d+\.\d{2}) %", result.stdout)
     assert match, result.stdout
     assert float(match.group(1)) >= 93.0
-    record = read_record(Fashion.shipped_weights())
+    record = VersionRecord.read(Fashion.shipped_weights()).to_json()
     assert record["accuracy"] == match.group(1), "the shipped record describes these weights"
     assert record["weights_version"] == weights_version(Fashion.shipped_weights())
     assert Fashion.shipped_weights().stat().st_size <= 3 * 1024 * 1024

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from nn_server.networks import REGISTRY
-from nn_server.store.state import NetworkState
+from nn_server.store.base import Lease
+from nn_server.store.local import LocalStore
 from nn_server.store.status import Epoch, Progress, TrainingStatus
 from nn_server.web import openapi
 
@@ -100,37 +101,37 @@ def test_a_file_that_is_not_a_status_is_refused(data: dict[str, object]) -> None
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> NetworkState:
-    network = NetworkState.of(tmp_path, "lenet")
+def state(tmp_path: Path) -> LocalStore:
+    network = LocalStore(tmp_path, "lenet")
     network.root.mkdir(parents=True)
     return network
 
 
 @pytest.fixture
-def held_lock(state: NetworkState) -> Iterator[int]:
-    """``train.lock`` held by another process (as a trainer holds it), its pid written."""
-    fd = state.try_lock()
-    assert fd is not None
+def held_lock(state: LocalStore) -> Iterator[Lease]:
+    """``train.lock`` held by another process (as a trainer holds it)."""
+    lease = state.try_lease()
+    assert lease is not None
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; sys.stdin.read()"],
-        stdin=subprocess.PIPE, pass_fds=(fd,),
+        stdin=subprocess.PIPE, pass_fds=lease.pass_fds,
     )
     try:
-        yield fd
+        yield lease
     finally:
-        os.close(fd)
+        lease.close()
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(10)
 
 
-def test_no_status_file_describes_the_served_weights(state: NetworkState) -> None:
+def test_no_status_file_describes_the_served_weights(state: LocalStore) -> None:
     assert state.status() == TrainingStatus()
     state.write_status(TrainingStatus(accuracy="99.57", datetime=NOW))
     assert state.status().accuracy == "99.57"
 
 
-def test_a_trainer_that_died_is_reported_failed_without_writing(state: NetworkState) -> None:
+def test_a_trainer_that_died_is_reported_failed_without_writing(state: LocalStore) -> None:
     state.write_status(TrainingStatus().starting(999_999, NOW))
     written = state.status_path.read_bytes()
     reported = state.status()
@@ -139,19 +140,19 @@ def test_a_trainer_that_died_is_reported_failed_without_writing(state: NetworkSt
 
 
 def test_a_started_trainer_is_reported_before_it_writes(
-    state: NetworkState, held_lock: int
+    state: LocalStore, held_lock: Lease
 ) -> None:
     state.write_status(TrainingStatus(accuracy="99.57", datetime=NOW))
-    state.name_holder(held_lock, 4242)
+    held_lock.name(4242)
     reported = state.status()
     assert (reported.state, reported.stage, reported.pid) == ("training", "starting", 4242)
-    assert state.read_status().state == "idle", "the file is left as it was"
+    assert state.written_or_idle().state == "idle", "the file is left as it was"
 
 
-def test_a_trainer_handing_back_is_trusted(state: NetworkState, held_lock: int) -> None:
+def test_a_trainer_handing_back_is_trusted(state: LocalStore, held_lock: Lease) -> None:
     """The trainer clears its pid, writes its verdict, then lets go of the lock: in between,
     the verdict is what readers report."""
-    state.name_holder(held_lock, None)
+    held_lock.name(None)
     state.write_status(TrainingStatus().starting(1, NOW).finished_with(
         "99.6", LATER, LATER, version="0123456789ab", promoted=True))
     assert state.status().state == "idle"
@@ -187,7 +188,7 @@ def read_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_read_only_state_directory_still_answers(
     tmp_path: Path, written: TrainingStatus | None, request: pytest.FixtureRequest
 ) -> None:
-    state = NetworkState.of(tmp_path, "lenet")
+    state = LocalStore(tmp_path, "lenet")
     state.root.mkdir(parents=True)
     if written is not None:
         state.write_status(written)

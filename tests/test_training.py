@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nn_server.core.files import DATETIME_FORMAT, read_record, weights_version
+from nn_server.core.files import DATETIME_FORMAT, weights_version
+from nn_server.core.records import VersionRecord
 from nn_server.networks import Augmentation, datasets
 from nn_server.networks.lenet import MNIST, LeNet
 from nn_server.store.status import Progress
@@ -62,14 +63,15 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
     progress: list[Progress] = []
     stages: list[str] = []
     started = time.monotonic()
-    record = train_network(job, progress.append, None, stages.append)
+    record = train_network(job, progress.append, None, stages.append).to_json()
     return QuickRun(record, out / "lenet.params", progress, stages, time.monotonic() - started)
 
 
 def test_quick_training_writes_weights_and_record(quick_run: QuickRun) -> None:
     record = quick_run.record
     assert quick_run.weights.is_file()
-    assert read_record(quick_run.weights) == record, "the JSON beside the weights is the record"
+    assert VersionRecord.read(quick_run.weights).to_json() == record, \
+        "the JSON beside the weights is the record"
     # The wire contract's formats: {"accuracy": "99.32", "datetime": "2018-11-21 17:39:08"}.
     assert ACCURACY.match(record["accuracy"]), record["accuracy"]
     assert DATETIME.match(record["datetime"]), record["datetime"]
@@ -238,7 +240,7 @@ def test_shipped_weights_score_at_least_99_5_percent() -> None:
     match = PRINTED_ACCURACY.search(result.stdout)
     assert match, result.stdout
     assert float(match.group(1)) >= 99.5
-    record = read_record(LeNet.shipped_weights())
+    record = VersionRecord.read(LeNet.shipped_weights()).to_json()
     assert record["accuracy"] == match.group(1), "the shipped record describes these weights"
     assert record["weights_version"] == weights_version(LeNet.shipped_weights())
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from nn_server.core.files import weights_version
-from nn_server.store.state import NetworkState, UnknownVersion, is_version
+from nn_server.store.base import UnknownVersion, is_version
+from nn_server.store.local import LocalStore
 
 
 def weights(tmp_path: Path, n: int, accuracy: str = "99.00", onnx: bool = False) -> Path:
@@ -27,11 +28,11 @@ def weights(tmp_path: Path, n: int, accuracy: str = "99.00", onnx: bool = False)
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> NetworkState:
-    return NetworkState.of(tmp_path / "state", "lenet", keep=3)
+def state(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "state", "lenet", keep=3)
 
 
-def test_seeding_serves_the_shipped_weights_once(state: NetworkState, tmp_path: Path) -> None:
+def test_seeding_serves_the_shipped_weights_once(state: LocalStore, tmp_path: Path) -> None:
     first = weights(tmp_path, 1, onnx=True)
     assert state.seed(first)
     assert state.seed(weights(tmp_path, 2)), "an already seeded network keeps its weights"
@@ -43,7 +44,7 @@ def test_seeding_serves_the_shipped_weights_once(state: NetworkState, tmp_path: 
     assert state.onnx_of(only.version).read_bytes() == b"onnx", "the export comes along"
 
 
-def test_nothing_to_seed_with_leaves_the_network_unserved(state: NetworkState,
+def test_nothing_to_seed_with_leaves_the_network_unserved(state: LocalStore,
                                                           tmp_path: Path) -> None:
     assert not state.seed(None)
     assert not state.seed(tmp_path / "missing.params")
@@ -51,7 +52,7 @@ def test_nothing_to_seed_with_leaves_the_network_unserved(state: NetworkState,
 
 
 def test_a_version_that_was_not_promoted_is_kept_but_not_served(
-    state: NetworkState, tmp_path: Path
+    state: LocalStore, tmp_path: Path
 ) -> None:
     served = state.install(weights(tmp_path, 1), source="shipped")
     worse = state.add(weights(tmp_path, 2, "53.60"), source="trained", promoted=False,
@@ -64,7 +65,7 @@ def test_a_version_that_was_not_promoted_is_kept_but_not_served(
     assert oldest.served
 
 
-def test_serving_another_version_keeps_the_rollback(state: NetworkState,
+def test_serving_another_version_keeps_the_rollback(state: LocalStore,
                                                     tmp_path: Path) -> None:
     a = state.install(weights(tmp_path, 1)).version
     b = state.install(weights(tmp_path, 2)).version
@@ -76,7 +77,7 @@ def test_serving_another_version_keeps_the_rollback(state: NetworkState,
     assert (again.version, again.previous) == (a, b), "serving the served one changes nothing"
 
 
-def test_unknown_versions_are_refused(state: NetworkState, tmp_path: Path) -> None:
+def test_unknown_versions_are_refused(state: LocalStore, tmp_path: Path) -> None:
     state.install(weights(tmp_path, 1))
     for bad in ("0123456789ab", "../../etc/passwd", "ABCDEF012345", ""):
         with pytest.raises(UnknownVersion):
@@ -85,7 +86,7 @@ def test_unknown_versions_are_refused(state: NetworkState, tmp_path: Path) -> No
 
 
 def test_pruning_keeps_the_newest_and_never_the_served_or_the_rollback(
-    state: NetworkState, tmp_path: Path
+    state: LocalStore, tmp_path: Path
 ) -> None:
     first = state.install(weights(tmp_path, 1)).version
     second = state.install(weights(tmp_path, 2)).version
@@ -98,6 +99,6 @@ def test_pruning_keeps_the_newest_and_never_the_served_or_the_rollback(
     assert not list(state.weights_dir.glob(f"{second}.*")), "its files are gone"
 
 
-def test_versions_are_listed_newest_first(state: NetworkState, tmp_path: Path) -> None:
+def test_versions_are_listed_newest_first(state: LocalStore, tmp_path: Path) -> None:
     made = [state.add(weights(tmp_path, n), source="trained") for n in range(1, 4)]
     assert [v.version for v in state.versions()] == made[::-1]

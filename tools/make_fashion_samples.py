@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from nn_server import datasets
+from nn_server.networks import datasets
 from nn_server.networks.fashion import FASHION_MNIST, Fashion
 
 OUT = Path(__file__).resolve().parent.parent / "images" / "fashion"

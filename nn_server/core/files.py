@@ -9,11 +9,9 @@ files, never loads the framework (~230 MB of RSS).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 READABLE = 0o644
@@ -40,13 +38,3 @@ def write_atomic(path: Path, data: bytes, mode: int = READABLE) -> None:
 def weights_version(path: Path) -> str:
     """A short content hash of a weights file: equal weights ⇔ equal version everywhere."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-
-
-def read_record(weights: Path) -> dict[str, Any]:
-    """The JSON record written beside ``weights`` (``lenet.params`` → ``lenet.json``)."""
-    record_path = Path(weights).with_suffix(".json")
-    try:
-        data = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,8 @@ from nn_server.engine.batching import BatcherClosed, BatchStats, MicroBatcher
 from nn_server.networks import REGISTRY, Network, Prediction
 from nn_server.networks.export import export_in_process
 from nn_server.networks.images import ImageError
-from nn_server.store.state import NetworkState, Pointer
+from nn_server.store import Store, open_store
+from nn_server.store.base import Pointer, UnknownVersion
 
 Answer = tuple[Prediction, str]
 """A prediction and the weights version that made it."""
@@ -46,12 +47,12 @@ class ShuttingDown(Unavailable):
 
 @dataclass
 class Served:
-    """One network in this worker: its state files and the ``Network`` answering now."""
+    """One network in this worker: its store and the ``Network`` answering now."""
 
     cls: type[Network]
-    state: NetworkState
+    store: Store
     network: Network | None = None
-    signature: tuple[int, int, int] | None = None
+    signature: Hashable | None = None
     batcher: MicroBatcher[bytes, Answer] | None = None
     on_batch: Callable[[str, int], None] | None = None
 
@@ -101,7 +102,7 @@ class Models:
         # one worker per core it would oversubscribe the CPUs.
         cv2.setNumThreads(1)
         for name, cls in REGISTRY.items():
-            served = Served(cls, NetworkState.of(self.state_dir, name), on_batch=self.on_batch)
+            served = Served(cls, open_store(self.state_dir, name), on_batch=self.on_batch)
             served.batcher = MicroBatcher(
                 served.classify_batch,
                 max_batch=self.max_batch if self.batching else 1,
@@ -135,11 +136,11 @@ class Models:
         independent: one that cannot load keeps its old weights (or stays unready) and is
         tried again when its pointer next moves, while the others go on."""
         for name, served in self.served.items():
-            signature = served.state.pointer_signature()
+            signature = served.store.pointer_signature()
             if signature is None or signature == served.signature:
                 continue
             served.signature = signature
-            pointer = served.state.pointer()
+            pointer = served.store.pointer()
             if pointer is None:
                 continue
             if served.network is not None and served.network.version == pointer.version:
@@ -153,9 +154,15 @@ class Models:
         """The network with the served weights, or — if they will not load — the version
         before them, then the shipped weights; a worker never stays broken while good
         weights exist. None (the network answers 503) when nothing loads."""
-        candidates = [pointer.weights]
-        if pointer.previous:
-            candidates.append(served.state.weights_dir / f"{pointer.previous}.params")
+        candidates = []
+        for version in (pointer.version, pointer.previous):
+            if not version:
+                continue
+            try:
+                candidates.append(served.store.weights_of(version))
+            except UnknownVersion:
+                log.error("%s: the weights of version %s are missing; trying the next",
+                          served.cls.name, version)
         candidates.append(served.cls.shipped_weights())
         loop = asyncio.get_running_loop()
         for weights in candidates:

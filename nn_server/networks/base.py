@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from nn_server.core.files import read_record, weights_version
+from nn_server.core.files import weights_version
+from nn_server.core.records import VersionRecord
 from nn_server.networks.datasets import Dataset
 from nn_server.networks.device import pick_device
 from nn_server.networks.images import ImageError, UnreadableImage
@@ -152,9 +153,9 @@ class Network(ABC):
         return WEIGHTS_DIR / f"{cls.name}.params"
 
     @classmethod
-    def shipped_record(cls) -> dict[str, Any]:
-        """How the shipped weights were made (accuracy, command, recipe), or {}."""
-        return read_record(cls.shipped_weights())
+    def shipped_record(cls) -> VersionRecord:
+        """How the shipped weights were made (accuracy, command, recipe)."""
+        return VersionRecord.read(cls.shipped_weights())
 
     @classmethod
     def sample_files(cls) -> list[Path]:

@@ -5,11 +5,12 @@
                           └───────────────failed─────────────────────────────▶ failed
 
 It is what ``<state dir>/<network>/status.json`` holds and what ``GET /<net>/train/status``
-answers (its OpenAPI schema is generated from these classes). Only the trainer process
-and the supervisor's reaper (for a trainer that died without a word) write it; readers
-never do — a dead trainer is *reported* as failed by whoever reads (``NetworkState``),
-and recorded by the next writer. Nothing here imports MXNet: the server's main process
-and its workers read statuses too.
+answers (its OpenAPI schema is generated from these classes). It is written only through
+``nn_server.store.lifecycle`` (the trainer's ``TrainingLog``, the supervisor's
+``record_failure`` for a trainer that died without a word); readers never do — a dead
+trainer is *reported* as failed by whoever reads (``Store.status``), and recorded by the
+next writer. Nothing here imports MXNet: the server's main process and its workers read
+statuses too.
 """
 
 from __future__ import annotations

@@ -126,8 +126,8 @@ def run_train(args: argparse.Namespace, argv: list[str], console: Console) -> in
 
         record = train_network(job, on_progress, on_download, console.log)
     console.print(
-        f"[bold green]test accuracy {record['accuracy']} %[/] after {record['epochs']} epochs "
-        f"in {record['duration_s']} s of training → {args.out / (args.network + '.params')}"
+        f"[bold green]test accuracy {record.accuracy} %[/] after {record.epochs} epochs "
+        f"in {record.duration_s} s of training → {args.out / (args.network + '.params')}"
     )
     return 0
 

@@ -8,7 +8,6 @@ the network — its model, data set, normalisation and recipe — comes from the
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import tempfile
@@ -16,12 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import mxnet as mx
 import numpy as np
 
-from nn_server.core.files import DATETIME_FORMAT, READABLE, weights_version, write_atomic
+from nn_server.core.files import DATETIME_FORMAT, READABLE, weights_version
+from nn_server.core.records import VersionRecord
 from nn_server.networks import Network, Recipe, datasets, network_class
 from nn_server.networks.export import export_onnx
 from nn_server.training.data import Batches
@@ -71,7 +70,7 @@ def train_network(
     on_progress: ProgressCallback | None = None,
     on_download: datasets.ProgressCallback | None = None,
     on_stage: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> VersionRecord:
     """Run ``job`` and return its record; weights land in ``out_dir/<network>.params``.
 
     The weights and the JSON record are each replaced atomically, weights first, so a
@@ -109,25 +108,25 @@ def train_network(
         Path(tmp).unlink(missing_ok=True)
     stage("exporting to ONNX")
     export_onnx(cls, weights, weights.with_suffix(".onnx"))
-    record: dict[str, Any] = {
-        "network": cls.name,
-        "accuracy": f"{result.test_accuracy * 100:.2f}",
-        "test_accuracy": result.test_accuracy,
-        "datetime": time.strftime(DATETIME_FORMAT),
-        "epochs": result.epochs,
-        "duration_s": round(result.duration_s, 1),
-        "dataset": cls.dataset.title,
-        "train_samples": len(train),
-        "test_samples": len(test),
-        "recipe": dataclasses.asdict(recipe),
-        "history": result.history,
-        "data_sha256": dict(cls.dataset.digests),
-        "versions": versions(),
-        "device": str(device),
-        "weights_version": weights_version(weights),
-        "command": job.command,
-    }
-    write_atomic(weights.with_suffix(".json"), json.dumps(record, indent=2).encode())
+    record = VersionRecord(
+        network=cls.name,
+        accuracy=f"{result.test_accuracy * 100:.2f}",
+        test_accuracy=result.test_accuracy,
+        datetime=time.strftime(DATETIME_FORMAT),
+        epochs=result.epochs,
+        duration_s=round(result.duration_s, 1),
+        dataset=cls.dataset.title,
+        train_samples=len(train),
+        test_samples=len(test),
+        recipe=dataclasses.asdict(recipe),
+        history=result.history,
+        data_sha256=dict(cls.dataset.digests),
+        versions=versions(),
+        device=str(device),
+        weights_version=weights_version(weights),
+        command=job.command,
+    )
+    record.write(weights)
     return record
 
 

@@ -3,30 +3,31 @@
 Sanic workers are daemonic processes started with *spawn*, which may not have
 ``multiprocessing`` children, so training runs as ``python -m nn_server.training.trainer``
 in its own session (a Ctrl-C meant for the server does not reach it half-way through a
-write). The worker takes ``train.lock`` first, passes the locked descriptor to the trainer
-and writes the trainer's pid into the lock; a second request, in any worker, finds the lock
-taken and gets 409. The trainer writes its own status; the reaper writes one only for a
-trainer that died without a word.
+write). The worker takes the training lease first, hands it to the trainer and names the
+trainer's pid in it; a second request, in any worker, finds the lease taken and gets 409.
+The trainer writes its own status; the reaper writes one only for a trainer that died
+without a word.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import sys
-import time
+import signal
 from dataclasses import dataclass, field
-from typing import Literal
 
 from nn_server.core.config import Config
-from nn_server.core.files import DATETIME_FORMAT
-from nn_server.store.state import NetworkState, TrainingInProgress, describe_exit
+from nn_server.store import Store, open_store
+from nn_server.store.base import Lease, TrainingInProgress
+from nn_server.store.lifecycle import record_failure
+from nn_server.training.command import Promote, TrainerCommand
 
 log = logging.getLogger("nn_server")
 TRAINING_ENGINE = "ThreadedEnginePerDevice"  # MXNet's default
-LOCK_RETRIES = 20
-LOCK_RETRY_S = 0.05
+LEASE_RETRIES = 20
+LEASE_RETRY_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class TrainingRequest:
     and whether the result is served only if at least as accurate (``better``) or anyway."""
 
     epochs: int | None = None
-    promote: Literal["better", "always"] = "better"
+    promote: Promote = "better"
 
 
 @dataclass
@@ -45,31 +46,23 @@ class Supervisor:
     config: Config
     waiters: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def command(self, network: str, lock_fd: int, request: TrainingRequest) -> list[str]:
+    def command(self, network: str, lease: Lease, request: TrainingRequest) -> TrainerCommand:
         cfg = self.config
-        cmd = [
-            sys.executable, "-m", "nn_server.training.trainer", "--network", network,
-            "--state-dir", str(cfg.state_dir), "--lock-fd", str(lock_fd),
-            "--promote", request.promote, "--keep", str(cfg.keep_versions),
-        ]
-        if cfg.data_dir is not None:
-            cmd += ["--data-dir", str(cfg.data_dir)]
-        epochs = request.epochs if request.epochs is not None else cfg.train_epochs
-        if epochs is not None:
-            cmd += ["--epochs", str(epochs)]
-        if cfg.train_subset is not None:
-            cmd += ["--train-subset", str(cfg.train_subset)]
-        if cfg.test_subset is not None:
-            cmd += ["--test-subset", str(cfg.test_subset)]
-        return cmd
+        return TrainerCommand(
+            network=network, state_dir=cfg.state_dir, lease=lease.token,
+            data_dir=cfg.data_dir,
+            epochs=request.epochs if request.epochs is not None else cfg.train_epochs,
+            train_subset=cfg.train_subset, test_subset=cfg.test_subset,
+            promote=request.promote, keep=cfg.keep_versions,
+        )
 
     async def start(self, network: str, title: str,
                     request: TrainingRequest | None = None) -> int:
         """Start training ``network``; its pid. Raises ``TrainingInProgress`` (409)."""
         request = request or TrainingRequest()
-        state = NetworkState.of(self.config.state_dir, network)
-        fd = await self.take_lock(state)
-        if fd is None:
+        store = open_store(self.config.state_dir, network, self.config.keep_versions)
+        lease = await self.take_lease(store)
+        if lease is None:
             raise TrainingInProgress(
                 f"{title} is already training; follow it at /{network}/train/status"
             )
@@ -81,33 +74,34 @@ class Supervisor:
                 "MXNET_ENGINE_TYPE": TRAINING_ENGINE,
             }
             process = await asyncio.create_subprocess_exec(
-                *self.command(network, fd, request), pass_fds=(fd,), start_new_session=True,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, env=env,
+                *self.command(network, lease, request).argv(), pass_fds=lease.pass_fds,
+                start_new_session=True, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, env=env,
             )
             # Known at once, so that a status read or a server stopping in the next second
             # finds the trainer before it has written anything itself.
-            state.name_holder(fd, process.pid)
+            lease.name(process.pid)
         except Exception as exc:
-            record_failure(state, f"could not start the trainer: {exc}")
+            record_failure(store, f"could not start the trainer: {exc}")
             raise
         finally:
-            # The trainer holds its own copy of the descriptor, and with it the lock.
-            os.close(fd)
+            # The trainer holds its own handle on the lease.
+            lease.close()
         log.info("training %s in process %d", network, process.pid)
-        waiter = asyncio.create_task(self.reap(state, process))
+        waiter = asyncio.create_task(self.reap(store, process))
         self.waiters.add(waiter)
         waiter.add_done_callback(self.waiters.discard)
         return process.pid
 
-    async def take_lock(self, state: NetworkState) -> int | None:
-        """The training lock, or None while a training runs. A trainer that has already
+    async def take_lease(self, store: Store) -> Lease | None:
+        """The training lease, or None while a training runs. A trainer that has already
         written its verdict is only exiting, so it is worth a moment's wait."""
-        for _ in range(LOCK_RETRIES):
-            fd = state.try_lock()
-            if fd is not None or state.read_status().is_training:
-                return fd
-            await asyncio.sleep(LOCK_RETRY_S)
-        return state.try_lock()
+        for _ in range(LEASE_RETRIES):
+            lease = store.try_lease()
+            if lease is not None or store.written_or_idle().is_training:
+                return lease
+            await asyncio.sleep(LEASE_RETRY_S)
+        return store.try_lease()
 
     async def close(self) -> None:
         """Stop waiting for trainers (the server's main process stops them on exit)."""
@@ -115,16 +109,20 @@ class Supervisor:
             waiter.cancel()
         await asyncio.gather(*self.waiters, return_exceptions=True)
 
-    async def reap(self, state: NetworkState, process: asyncio.subprocess.Process) -> None:
+    async def reap(self, store: Store, process: asyncio.subprocess.Process) -> None:
         """Wait for the trainer; if it died without writing its own verdict, write one."""
         returncode = await process.wait()
         if returncode == 0:
             return
-        if not state.trainer_running() and state.read_status().is_training:
-            record_failure(state, describe_exit(returncode))
+        if not store.trainer_running() and store.written_or_idle().is_training:
+            record_failure(store, describe_exit(returncode))
         log.warning("trainer process %d: %s", process.pid, describe_exit(returncode))
 
 
-def record_failure(state: NetworkState, reason: str) -> None:
-    """Write the verdict for a trainer that could not write its own."""
-    state.write_status(state.read_status().failed(reason, time.strftime(DATETIME_FORMAT)))
+def describe_exit(returncode: int) -> str:
+    """A trainer's exit status in words, for the failure reason."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"the trainer process was killed by {signal.Signals(-returncode).name}"
+        return f"the trainer process was killed by signal {-returncode}"
+    return f"the trainer process exited with status {returncode}"

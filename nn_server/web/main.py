@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    from nn_server.store.state import stop_trainers
+    from nn_server.store.local import stop_trainers
     from nn_server.web.connections import Connection
 
     # Preparing the state directory loads every network's module (NumPy, OpenCV, ...). The
@@ -177,7 +177,8 @@ def prepare_state(config: Config) -> int:
     version, else the shipped weights), weights to serve at all (else a warning: it
     answers 503 until trained). An exit status: 0, or EXIT_START with the reason printed."""
     from nn_server.networks import REGISTRY
-    from nn_server.store.state import NetworkState, StateError
+    from nn_server.store import open_store
+    from nn_server.store.base import StateError
 
     if config.runtime == "onnx":
         try:  # here, in the child, so the main process never loads it
@@ -190,7 +191,7 @@ def prepare_state(config: Config) -> int:
     try:
         for name, cls in REGISTRY.items():
             weights = config.seed_for(name, cls.shipped_weights())
-            state = NetworkState.of(config.state_dir, name, keep=config.keep_versions)
+            state = open_store(config.state_dir, name, keep=config.keep_versions)
             repaired = state.recover(cls.shipped_weights())
             if repaired:
                 print(f"nn_server: warning: {cls.title}: {repaired}", file=sys.stderr,

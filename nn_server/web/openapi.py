@@ -14,7 +14,7 @@ from typing import Any
 
 from nn_server import __version__
 from nn_server.networks import Network
-from nn_server.store.state import Version
+from nn_server.store.base import Version
 from nn_server.store.status import TrainingStatus
 from nn_server.web import oip
 

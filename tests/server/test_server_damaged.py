@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 
 from nn_server.core.files import weights_version
-from nn_server.store.state import NetworkState
+from nn_server.store.local import LocalStore
 from tests.conftest import ROOT, SHIPPED, LiveServer, seed_weights, start_server
 from tests.server.conftest import IMAGES, b64, call, wait_for
 
 SHIPPED_VERSION = weights_version(SHIPPED)
 
 
-def two_versions(state_dir: Path) -> tuple[NetworkState, str]:
+def two_versions(state_dir: Path) -> tuple[LocalStore, str]:
     """LeNet serving the test weights, with the shipped ones as the version before."""
-    state = NetworkState.of(state_dir, "lenet")
+    state = LocalStore(state_dir, "lenet")
     assert state.seed(SHIPPED)
     trained = state.install(seed_weights()).version
     assert state.pointer() is not None and state.pointer().previous == SHIPPED_VERSION

@@ -14,7 +14,7 @@ from sanic import Request, Sanic
 from sanic_testing.testing import SanicTestClient
 
 from nn_server.core.config import Config
-from nn_server.store.state import NetworkState
+from nn_server.store.local import LocalStore
 from nn_server.web.app import create_app
 from nn_server.web.errors import INTERNAL_ERROR
 from tests.conftest import AUTH_HEADER, seed_weights
@@ -24,7 +24,7 @@ def test_500_is_json_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(Sanic, "test_mode", True)  # allows a second app of the same name
-    NetworkState.of(tmp_path, "lenet").seed(seed_weights())
+    LocalStore(tmp_path, "lenet").seed(seed_weights())
     app = create_app(Config(state_dir=tmp_path))
 
     @app.get("/boom")

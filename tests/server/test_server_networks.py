@@ -13,7 +13,7 @@ from sanic_testing.testing import SanicTestClient
 
 from nn_server import networks
 from nn_server.core.config import Config
-from nn_server.store.state import NetworkState
+from nn_server.store.local import LocalStore
 from nn_server.training.run import TrainingJob, train_network
 from nn_server.web.app import create_app
 from tests.conftest import (
@@ -41,13 +41,13 @@ def test_registered_in_process_it_trains_and_serves(
 ) -> None:
     job = TrainingJob(network="tiny", out_dir=tmp_path / "out", data_dir=DATA_DIR,
                       train_subset=3000, allow_download=False)
-    record = train_network(job)
+    record = train_network(job).to_json()
     assert record["network"] == "tiny" and record["dataset"] == "MNIST"
     assert float(record["accuracy"]) > 50
     assert record["recipe"] == dataclasses.asdict(Tiny.recipe)
 
     monkeypatch.setattr(Sanic, "test_mode", True)  # allows a second app of the same name
-    assert NetworkState.of(tmp_path / "state", "tiny").seed(tmp_path / "out" / "tiny.params")
+    assert LocalStore(tmp_path / "state", "tiny").seed(tmp_path / "out" / "tiny.params")
     app = create_app(Config(state_dir=tmp_path / "state"))
     client = SanicTestClient(app)
     auth = {"Authorization": AUTH_HEADER}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from nn_server.store.state import NetworkState
+from nn_server.store.local import LocalStore
 from tests.conftest import LiveServer, start_server
 from tests.server.conftest import IMAGES, b64, call, wait_for
 
@@ -193,12 +193,12 @@ async def test_seed_compatible_mode_refuses_while_training(http) -> None:
 async def test_a_trainer_from_another_process_blocks_training(trainable: LiveServer, http) -> None:
     """The lock lives in the state directory, not in a server: a trainer left running by an
     earlier server (here: this test holding the lock) still means 409."""
-    fd = NetworkState.of(trainable.state_dir, "lenet").try_lock()
-    assert fd is not None
+    lease = LocalStore(trainable.state_dir, "lenet").try_lease()
+    assert lease is not None
     try:
         status, body, _ = await call(http, trainable, "GET", "/lenet/train")
         assert status == 409, body
     finally:
-        os.close(fd)
+        lease.close()
     status, body, _ = await call(http, trainable, "GET", "/lenet/train/status")
     assert body["state"] != "training"

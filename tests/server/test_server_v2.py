@@ -35,7 +35,7 @@ from tritonclient.utils import InferenceServerException
 from nn_server import __version__, networks
 from nn_server.core.config import Config
 from nn_server.networks import REGISTRY, Network
-from nn_server.store.state import NetworkState
+from nn_server.store.local import LocalStore
 from nn_server.web.app import create_app
 from nn_server.web.routes.networks import MAX_BATCH
 from tests.conftest import AUTH_HEADER, ROOT, SHIPPED, LiveServer, basic_auth
@@ -236,7 +236,7 @@ def test_a_model_without_weights_is_not_ready(tmp_path: Path,
     lists no version and inference answers 503, while LeNet is ready and serves."""
     monkeypatch.setitem(networks.REGISTRY, Tiny.name, Tiny)
     monkeypatch.setattr(Sanic, "test_mode", True)  # allows a second app of the same name
-    NetworkState.of(tmp_path / "state", "lenet").seed(SHIPPED)
+    LocalStore(tmp_path / "state", "lenet").seed(SHIPPED)
     client = SanicTestClient(create_app(Config(state_dir=tmp_path / "state")))
     auth = {"Authorization": AUTH_HEADER}
     statuses = {path: client.get(path, headers=auth)[1].status for path in (

@@ -25,7 +25,7 @@ from nn_server.core.config import Config
 from nn_server.engine.serving import Models
 from nn_server.networks import REGISTRY, Network, Prediction
 from nn_server.networks.images import ImageError
-from nn_server.store.state import NetworkState
+from nn_server.store import open_store
 from nn_server.web import oip
 from nn_server.web.body import decompress, read_body
 from nn_server.web.errors import (
@@ -52,7 +52,7 @@ REPORTED_ERRORS = 5
 
 def inference_blueprint(config: Config) -> Blueprint:
     bp = Blueprint("inference")
-    states = {name: NetworkState.of(config.state_dir, name) for name in REGISTRY}
+    states = {name: open_store(config.state_dir, name) for name in REGISTRY}
     metadata = {"name": SERVER_NAME, "version": __version__, "extensions": list(oip.EXTENSIONS)}
 
     def served(request: Request, model: str, version: str | None) -> type[Network]:

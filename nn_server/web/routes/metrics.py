@@ -26,7 +26,7 @@ def metrics_blueprint() -> Blueprint:
             workers = (count.expected, count.live, count.restarts)
         gauges = ServerGauges(
             models.versions(),
-            {name: s.state.is_training() for name, s in models.served.items()},
+            {name: s.store.is_training() for name, s in models.served.items()},
             workers,
         )
         return raw(render(gauges), content_type=CONTENT_TYPE)

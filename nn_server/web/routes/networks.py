@@ -12,8 +12,9 @@ from sanic.response import HTTPResponse, json
 from nn_server.core.config import Config
 from nn_server.engine.serving import Models
 from nn_server.networks import REGISTRY, Network, Prediction
-from nn_server.store.state import NetworkState
+from nn_server.store import open_store
 from nn_server.store.status import TrainingStatus
+from nn_server.training.command import PROMOTE
 from nn_server.training.supervisor import Supervisor, TrainingRequest
 from nn_server.web.body import decode_image, parse_object, read_json
 from nn_server.web.errors import InvalidRequest, Unavailable, error_body, status_of
@@ -47,7 +48,7 @@ def networks_blueprint(config: Config) -> Blueprint:
 
 def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> None:
     name, title = cls.name, cls.title
-    state = NetworkState.of(config.state_dir, name)
+    state = open_store(config.state_dir, name)
 
     def refuse_while_training() -> None:
         # The original server's behaviour, kept behind NN_SEED_COMPAT / --seed-compat.
@@ -59,8 +60,9 @@ def add_network_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
         "text": cls.description, "name": name, "title": title, "labels": list(cls.labels),
         "input_shape": list(cls.input_shape), "dataset": cls.dataset.title,
         "shipped_weights": {
-            key: shipped[key] for key in ("accuracy", "datetime", "epochs", "duration_s",
-                                          "weights_version", "command") if key in shipped
+            key: value for key, value in shipped.to_json().items()
+            if key in ("accuracy", "datetime", "epochs", "duration_s", "weights_version",
+                       "command")
         },
     }
 
@@ -180,7 +182,7 @@ def training_request(request: Request) -> TrainingRequest:
             raise InvalidRequest(
                 f'"epochs" must be a whole number from 1 to {MAX_EPOCHS}, not {epochs!r}')
     promote = options.get("promote", "better")
-    if promote not in ("better", "always"):
+    if promote not in PROMOTE:
         raise InvalidRequest(f'"promote" must be "better" or "always", not {promote!r}')
     return TrainingRequest(epochs=epochs, promote=promote)
 

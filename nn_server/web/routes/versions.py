@@ -17,7 +17,8 @@ from nn_server.engine.serving import served_precision
 from nn_server.networks import REGISTRY, Network
 from nn_server.networks.export import ExportError, export_in_process
 from nn_server.networks.quantize import NotQuantizable, quantize
-from nn_server.store.state import DamagedVersion, NetworkState, UnknownVersion
+from nn_server.store import open_store
+from nn_server.store.base import DamagedVersion, UnknownVersion
 from nn_server.web.errors import ApiError, Conflict, InvalidRequest, NotFound
 from nn_server.web.routes.verbs import read
 
@@ -38,7 +39,7 @@ def versions_blueprint(config: Config) -> Blueprint:
 
 def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> None:
     name = cls.name
-    state = NetworkState.of(config.state_dir, name, keep=config.keep_versions)
+    state = open_store(config.state_dir, name, keep=config.keep_versions)
     exports: dict[str, asyncio.Lock] = {}
 
     def weights_of(version: str) -> Path:
