@@ -38,7 +38,9 @@ from pathlib import Path
 
 import pytest
 
-from nn_server.networks import REGISTRY, datasets
+from nn_server.networks import datasets, load_registry
+
+REGISTRY = load_registry()
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "nn_server" / "networks" / "weights" / "lenet.params"

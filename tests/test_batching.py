@@ -130,3 +130,27 @@ async def test_work_runs_off_the_event_loop_thread() -> None:
     await batcher.submit(1)
     await batcher.close()
     assert threading.current_thread().name not in fn.threads
+
+
+class Weights:
+    """Stands in for a loaded ``Network``: answers with its own version and counts passes."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.passes: list[int] = []
+
+    def classify_each(self, images: Sequence[bytes]) -> list[str]:
+        self.passes.append(len(images))
+        return [f"{self.version}:{image.decode()}" for image in images]
+
+
+def test_a_batch_that_spans_a_swap_runs_each_request_on_the_weights_it_started_with() -> None:
+    from nn_server.engine.serving import Served
+    from nn_server.networks.lenet import LeNet
+
+    old, new = Weights("old"), Weights("new")
+    served = Served(LeNet, store=None)  # type: ignore[arg-type]  # not used by a batch
+    items = [(old, b"a"), (new, b"b"), (old, b"c")]
+    results = served.classify_batch(items)  # type: ignore[arg-type]  # duck-typed weights
+    assert results == ["old:a", "new:b", "old:c"]  # type: ignore[comparison-overlap]
+    assert (old.passes, new.passes) == ([2], [1]), "one forward pass per set of weights"

@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nn_server.networks import REGISTRY, datasets
+from nn_server.networks import datasets, load_registry
 from nn_server.networks.datasets import DataError, Dataset
 from nn_server.networks.lenet import MNIST
+
+REGISTRY = load_registry()
 
 # tests/conftest.py has made sure the files are there and set NN_DATA_DIR.
 ROOT_DIR = datasets.data_dir()

@@ -13,8 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nn_server.networks import REGISTRY, Network
+from nn_server.networks import Network, load_registry
 from nn_server.networks.images import ImageError
+
+REGISTRY = load_registry()
 
 FUZZ = settings(max_examples=120, derandomize=True, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

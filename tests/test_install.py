@@ -14,8 +14,10 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
-from nn_server.networks import REGISTRY
+from nn_server.networks import load_registry
 from tests.conftest import ROOT, SHIPPED, basic_auth, start_server
+
+REGISTRY = load_registry()
 
 
 def run_install(*args: str, python: Path | None = None) -> subprocess.CompletedProcess[str]:

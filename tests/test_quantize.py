@@ -10,9 +10,11 @@ import pytest
 from onnx import helper
 
 from nn_server.engine.serving import load
-from nn_server.networks import REGISTRY, datasets, quantize
+from nn_server.networks import datasets, load_registry, quantize
 from nn_server.networks.fashion import Fashion
 from nn_server.networks.lenet import MNIST, LeNet
+
+REGISTRY = load_registry()
 
 
 def session(model: bytes) -> ort.InferenceSession:

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from nn_server.networks import REGISTRY
+from nn_server.networks import load_registry
 from nn_server.store.base import Lease
 from nn_server.store.local import LocalStore
 from nn_server.store.status import Epoch, Progress, TrainingStatus
 from nn_server.web import openapi
+
+REGISTRY = load_registry()
 
 NOW = "2026-12-01 10:00:00"
 LATER = "2026-12-01 10:05:00"

@@ -116,6 +116,9 @@ class Config:
     """How long an idle connection stays open for its next request (``NN_KEEP_ALIVE_S``)."""
     max_connections: int = 512
     """Open connections per worker process (``NN_MAX_CONNECTIONS``)."""
+    extra_networks: tuple[str, ...] = ()
+    """Networks served beside the built-in ones, as ``module:Class`` (``NN_EXTRA_NETWORKS``,
+    comma-separated); see ``nn_server.networks``."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -153,6 +156,8 @@ class Config:
                                             allow_zero=True)),
             keep_alive_s=reader.number("NN_KEEP_ALIVE_S", cls.keep_alive_s),
             max_connections=reader.integer("NN_MAX_CONNECTIONS", cls.max_connections),
+            extra_networks=tuple(e.strip() for e in env.get("NN_EXTRA_NETWORKS", "").split(",")
+                                 if e.strip()),
         )
         if (config.tls_cert is None) != (config.tls_key is None):
             raise ConfigError("set both NN_TLS_CERT and NN_TLS_KEY, or neither")

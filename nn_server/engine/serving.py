@@ -29,14 +29,16 @@ import cv2
 from nn_server.core.errors import Unavailable
 from nn_server.core.files import weights_version
 from nn_server.engine.batching import BatcherClosed, BatchStats, MicroBatcher
-from nn_server.networks import REGISTRY, Network, Prediction
+from nn_server.networks import Network, Prediction, Registry
 from nn_server.networks.export import export_in_process
 from nn_server.networks.images import ImageError
 from nn_server.store import Store, open_store
 from nn_server.store.base import Pointer, UnknownVersion
 
-Answer = tuple[Prediction, str]
-"""A prediction and the weights version that made it."""
+Result = Prediction | ImageError
+"""One image's answer: its prediction, or why it cannot be classified."""
+Item = tuple[Network, bytes]
+"""One image queued with the network (the weights) its request started with."""
 
 log = logging.getLogger("nn_server")
 
@@ -53,35 +55,39 @@ class Served:
     store: Store
     network: Network | None = None
     signature: Hashable | None = None
-    batcher: MicroBatcher[bytes, Answer] | None = None
+    batcher: MicroBatcher[Item, Result] | None = None
     on_batch: Callable[[str, int], None] | None = None
 
-    def classify_batch(self, images: Sequence[bytes]) -> list[Answer | ImageError]:
-        """Runs on the inference thread: one forward pass with the weights of this moment."""
-        network = self.network
-        if network is None:
-            raise LookupError(self.cls.name)
+    def classify_batch(self, items: Sequence[Item]) -> list[Result]:
+        """Runs on the inference thread: one forward pass per network among ``items`` (one,
+        except in the batch during which the weights were swapped)."""
         if self.on_batch is not None:
-            self.on_batch(self.cls.name, len(images))
-        version = network.version or ""
-        return [
-            (r, version) if isinstance(r, Prediction) else r
-            for r in network.classify_each(images)
-        ]
+            self.on_batch(self.cls.name, len(items))
+        results: list[Result | None] = [None] * len(items)
+        groups: dict[int, tuple[Network, list[int]]] = {}
+        for i, (network, _) in enumerate(items):
+            groups.setdefault(id(network), (network, []))[1].append(i)
+        for network, indices in groups.values():
+            for i, result in zip(indices, network.classify_each([items[i][1] for i in indices]),
+                                 strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]  # every slot is filled above
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A classified batch: one prediction or image error per input, and which weights."""
+    """A request's images classified: which weights answered, and one result per image
+    (the shape it keeps up to the JSON)."""
 
-    results: list[Prediction | ImageError]
     version: str
+    results: list[Result]
 
 
 @dataclass
 class Models:
     """Every registered network, for one worker process."""
 
+    networks: Registry
     state_dir: Path
     max_batch: int = 64
     max_delay_ms: float = 0.0
@@ -101,7 +107,7 @@ class Models:
         # Images are small: OpenCV's thread pool would cost more than it saves, and with
         # one worker per core it would oversubscribe the CPUs.
         cv2.setNumThreads(1)
-        for name, cls in REGISTRY.items():
+        for name, cls in self.networks.items():
             served = Served(cls, open_store(self.state_dir, name), on_batch=self.on_batch)
             served.batcher = MicroBatcher(
                 served.classify_batch,
@@ -192,24 +198,21 @@ class Models:
 
     async def classify(self, name: str, images: Sequence[bytes]) -> Outcome:
         """Classify encoded images with the network ``name`` serves; they join the queue
-        one by one, so a 256-image request and many 1-image requests batch alike."""
+        one by one, so a 256-image request and many 1-image requests batch alike. The
+        request keeps the weights it started with, however long it queues."""
         served = self.served[name]
-        if served.network is None or served.batcher is None:
+        network = served.network
+        if network is None or served.batcher is None:
             raise LookupError(name)
-        answers = await served.batcher.submit_many(images)
-        results: list[Prediction | ImageError] = []
-        version = ""
+        answers = await served.batcher.submit_many([(network, image) for image in images])
+        results: list[Result] = []
         for answer in answers:
-            if isinstance(answer, ImageError):
-                results.append(answer)
-            elif isinstance(answer, BatcherClosed):
+            if isinstance(answer, BatcherClosed):
                 raise ShuttingDown("the server is shutting down; try again") from None
-            elif isinstance(answer, BaseException):
+            if isinstance(answer, BaseException) and not isinstance(answer, ImageError):
                 raise answer
-            else:
-                results.append(answer[0])
-                version = version or answer[1]
-        return Outcome(results, version or (served.network.version or ""))
+            results.append(answer)
+        return Outcome(network.version or "", results)
 
     async def close(self) -> None:
         """Answer everything queued, then stop the inference thread."""

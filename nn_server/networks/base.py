@@ -254,16 +254,6 @@ class Network(ABC):
             for i, row in zip(best, probabilities, strict=True)
         ]
 
-    @classmethod
-    def answer(cls, prediction: Prediction) -> dict[str, Any]:
-        """The JSON answer for one prediction (the batch form repeats it per image)."""
-        legacy = {} if cls.label_key is None else {cls.label_key: prediction.label}
-        return {
-            **legacy, "label": prediction.label, "index": prediction.index,
-            "confidence": round(prediction.confidence, 6),
-            "probabilities": list(prediction.probabilities),
-        }
-
     def classify(self, images: Sequence[bytes]) -> list[Prediction]:
         """The whole pipeline for encoded images; the first bad one raises its error."""
         results = self.classify_each(images)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nn_server.core.files import write_atomic
-from nn_server.networks import REGISTRY, Network, network_class
+from nn_server.networks import Network, load_registry, network_class
 from nn_server.networks.base import ONNX_INPUT
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nn_server.networks.export",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--network", default="lenet", choices=sorted(REGISTRY))
+    parser.add_argument("--network", default="lenet", choices=sorted(load_registry()))
     parser.add_argument("weights", type=Path)
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)

@@ -33,7 +33,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from nn_server.networks import REGISTRY, Recipe, UnknownNetwork, network_class
+from nn_server.networks import Recipe, UnknownNetwork, load_registry, network_class
 from nn_server.networks.datasets import DataError
 from nn_server.store.status import Progress as TrainProgress
 from nn_server.training.run import TrainingJob, evaluate_weights, train_network
@@ -55,7 +55,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--network", default="lenet", choices=sorted(REGISTRY))
+    common.add_argument("--network", default="lenet", choices=sorted(load_registry()))
     common.add_argument("--data-dir", type=Path, default=None,
                         help="data directory, holding mnist/, fashion-mnist/, ... (default: "
                              "$NN_DATA_DIR or ~/.cache/nn-server)")

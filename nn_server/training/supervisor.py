@@ -19,6 +19,7 @@ import signal
 from dataclasses import dataclass, field
 
 from nn_server.core.config import Config
+from nn_server.networks import EXTRA_ENV
 from nn_server.store import Store, open_store
 from nn_server.store.base import Lease, TrainingInProgress
 from nn_server.store.lifecycle import record_failure
@@ -72,6 +73,8 @@ class Supervisor:
             env = {
                 **os.environ, "OMP_NUM_THREADS": str(self.config.train_threads),
                 "MXNET_ENGINE_TYPE": TRAINING_ENGINE,
+                # The trainer knows the networks this server serves, however it was told.
+                EXTRA_ENV: ",".join(self.config.extra_networks),
             }
             process = await asyncio.create_subprocess_exec(
                 *self.command(network, lease, request).argv(), pass_fds=lease.pass_fds,

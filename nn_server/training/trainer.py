@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from nn_server.core.records import VersionRecord
-from nn_server.networks import REGISTRY, network_class
+from nn_server.networks import load_registry, network_class
 from nn_server.store import Store, open_store
 from nn_server.store.lifecycle import TrainingLog
 from nn_server.training.command import TrainerCommand
@@ -71,7 +71,7 @@ def on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    command = TrainerCommand.parse(argv, sorted(REGISTRY))
+    command = TrainerCommand.parse(argv, sorted(load_registry()))
     store = open_store(command.state_dir, command.network, keep=command.keep)
     lease = store.adopt_lease(command.lease)
     signal.signal(signal.SIGTERM, on_sigterm)

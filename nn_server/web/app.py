@@ -3,10 +3,10 @@
 Nothing is created at import time. Each worker process calls ``create_app`` (through
 Sanic's ``AppLoader``) and gets its own ``app.ctx``: the served networks (``models``),
 the trainer ``supervisor``, the ``authenticator`` and its password ``auth_gate``, and the
-``hosts`` it answers to. What workers must agree on lives in the state directory
-(``nn_server.store.state``), not in memory. The connection-level defences (deadlines, the
-connection cap, strict parsing) are in ``nn_server.web.connections``, the protocol
-``python -m nn_server`` serves with.
+``hosts`` it answers to, and the ``networks`` it serves (its registry). What workers must
+agree on lives in the store (``nn_server.store``), not in memory. The connection-level
+defences (deadlines, the connection cap, strict parsing) are in
+``nn_server.web.connections``, the protocol ``python -m nn_server`` serves with.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sanic.response import BaseHTTPResponse
 
 from nn_server.core.config import Config
 from nn_server.engine.serving import Models
+from nn_server.networks import load_registry
 from nn_server.training.supervisor import Supervisor
 from nn_server.web import APP_NAME
 from nn_server.web.auth import ADMIN, Authenticator, decode_basic
@@ -53,6 +54,7 @@ from nn_server.web.routes import (
     web_blueprint,
 )
 from nn_server.web.routes.health import PUBLIC_PATHS
+from nn_server.web.routes.verbs import NETWORK
 from nn_server.web.workers import watch_parent
 
 App = Sanic[Any, Any]
@@ -76,12 +78,13 @@ def create_app(config: Config) -> App:
     app.ctx.hosts = HostPolicy(config.allowed_hosts)
     app.ctx.clients = Clients(tuple(ipaddress.ip_network(n) for n in config.trusted_proxies))
     app.ctx.admit = admit  # for nn_server.web.connections, before it answers "100 Continue"
-    app.blueprint(health_blueprint())
-    app.blueprint(networks_blueprint(config))
-    app.blueprint(versions_blueprint(config))
+    app.ctx.networks = networks = load_registry(config.extra_networks)
+    app.blueprint(health_blueprint(networks))
+    app.blueprint(networks_blueprint(config, networks))
+    app.blueprint(versions_blueprint(config, networks))
     app.blueprint(metrics_blueprint())
-    app.blueprint(inference_blueprint(config))
-    app.blueprint(samples_blueprint())
+    app.blueprint(inference_blueprint(config, networks))
+    app.blueprint(samples_blueprint(networks))
     app.blueprint(web_blueprint())
     app.blueprint(docs_blueprint())
 
@@ -95,7 +98,8 @@ def create_app(config: Config) -> App:
         )
         app.ctx.metrics = WorkerMetrics()
         app.ctx.models = Models(
-            config.state_dir, config.max_batch, config.max_delay_ms, config.batching,
+            app.ctx.networks, config.state_dir, config.max_batch, config.max_delay_ms,
+            config.batching,
             on_batch=app.ctx.metrics.observe_batch, runtime=config.runtime,
             precision=config.precision,
         )
@@ -157,9 +161,20 @@ async def count_request(request: Request, response: BaseHTTPResponse) -> None:
     started = getattr(request.ctx, "started", None)
     if started is not None:
         request.app.ctx.metrics.observe_request(
-            request.uri_template or "unmatched", request.method, response.status,
+            route_label(request), request.method, response.status,
             time.perf_counter() - started,
         )
+
+
+def route_label(request: Request) -> str:
+    """The route a request took, for the metrics: ``/lenet/classify`` for a known network
+    (one series per network, as dashboards expect), the template for any other name (so a
+    scan of made-up names cannot grow the series without bound)."""
+    template = request.uri_template or "unmatched"
+    network = request.match_info.get("network")
+    if isinstance(network, str) and network in request.app.ctx.networks:
+        return template.replace(NETWORK, network, 1)
+    return template
 
 
 async def name_worker(request: Request, response: BaseHTTPResponse) -> None:

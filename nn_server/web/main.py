@@ -176,7 +176,7 @@ def prepare_state(config: Config) -> int:
     """Seed and check every network's state: its served weights intact (else the previous
     version, else the shipped weights), weights to serve at all (else a warning: it
     answers 503 until trained). An exit status: 0, or EXIT_START with the reason printed."""
-    from nn_server.networks import REGISTRY
+    from nn_server.networks import load_registry
     from nn_server.store import open_store
     from nn_server.store.base import StateError
 
@@ -189,7 +189,7 @@ def prepare_state(config: Config) -> int:
                         "./install.sh again, or pip install onnxruntime; NN_RUNTIME=mxnet "
                         "serves with MXNet instead", EXIT_START)
     try:
-        for name, cls in REGISTRY.items():
+        for name, cls in load_registry(config.extra_networks).items():
             weights = config.seed_for(name, cls.shipped_weights())
             state = open_store(config.state_dir, name, keep=config.keep_versions)
             repaired = state.recover(cls.shipped_weights())

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from nn_sdk import ConnectError, NNClient, NNError
-from nn_server.networks import REGISTRY
+from nn_server.networks import load_registry
+
+REGISTRY = load_registry()
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
 

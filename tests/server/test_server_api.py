@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
-from nn_server.networks import REGISTRY
+from nn_server.networks import load_registry
 from tests.conftest import LISTED, LiveServer
 from tests.server.conftest import IMAGES, b64, call
+
+REGISTRY = load_registry()
 
 MODES = ["server", "prod_server"]
 DIGITS = {str(d) for d in range(10)}

@@ -11,9 +11,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from nn_server.networks import REGISTRY
+from nn_server.networks import load_registry
 from nn_server.web import openapi
 from tests.conftest import AUTH_HEADER, LiveServer, start_server
+
+REGISTRY = load_registry()
 
 SCHEMA = schemathesis.openapi.from_dict(openapi.document(REGISTRY.values()))
 CASES_PER_OPERATION = 12

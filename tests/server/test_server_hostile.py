@@ -11,7 +11,7 @@ from sanic import Sanic
 
 from nn_server.core.config import Config
 from nn_server.web.app import create_app
-from nn_server.web.routes.networks import MAX_BATCH
+from nn_server.web.requests import MAX_BATCH
 from tests.conftest import LiveServer, basic_auth
 from tests.server.conftest import IMAGES, b64, call
 

@@ -33,7 +33,7 @@ SAMPLE = ROOT / "images" / "3_pen.bmp"
 
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(networks.REGISTRY, Tiny.name, Tiny)
+    monkeypatch.setenv(networks.EXTRA_ENV, ENTRY)  # as the trainer process reads it
 
 
 def test_registered_in_process_it_trains_and_serves(
@@ -48,7 +48,7 @@ def test_registered_in_process_it_trains_and_serves(
 
     monkeypatch.setattr(Sanic, "test_mode", True)  # allows a second app of the same name
     assert LocalStore(tmp_path / "state", "tiny").seed(tmp_path / "out" / "tiny.params")
-    app = create_app(Config(state_dir=tmp_path / "state"))
+    app = create_app(Config(state_dir=tmp_path / "state", extra_networks=(ENTRY,)))
     client = SanicTestClient(app)
     auth = {"Authorization": AUTH_HEADER}
     _, listed = client.get("/list_nn", headers=auth)
@@ -120,3 +120,19 @@ async def test_without_weights_it_answers_503_alone_then_trains(plugged: LiveSer
     status, body, _ = await call(http, live, "POST", "/tiny/classify",
                                  json={"image": b64(SAMPLE)})
     assert status == 200 and body["label"] in Tiny.labels
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/nope/about"), ("GET", "/nope/train/status"), ("POST", "/nope/classify"),
+    ("GET", "/nope/versions"), ("GET", "/nope/samples"), ("POST", "/nope/train"),
+])
+def test_an_unknown_network_is_a_404_that_lists_the_known_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str, path: str
+) -> None:
+    monkeypatch.setattr(Sanic, "test_mode", True)  # allows a second app of the same name
+    client = SanicTestClient(create_app(Config(state_dir=tmp_path / "state")))
+    _, answer = client.request(path, http_method=method.lower(),
+                               headers={"Authorization": AUTH_HEADER}, json={})
+    assert answer.status == 404, answer.body
+    assert answer.json["status"] == 404
+    assert "'nope'" in answer.json["error"] and "lenet, fashion" in answer.json["error"]

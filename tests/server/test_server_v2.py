@@ -32,14 +32,16 @@ from sanic_testing.testing import SanicTestClient
 from tritonclient.http.auth import BasicAuth
 from tritonclient.utils import InferenceServerException
 
-from nn_server import __version__, networks
+from nn_server import __version__
 from nn_server.core.config import Config
-from nn_server.networks import REGISTRY, Network
+from nn_server.networks import Network, load_registry
 from nn_server.store.local import LocalStore
 from nn_server.web.app import create_app
-from nn_server.web.routes.networks import MAX_BATCH
+from nn_server.web.requests import MAX_BATCH
 from tests.conftest import AUTH_HEADER, ROOT, SHIPPED, LiveServer, basic_auth
-from tests.throwaway import Tiny
+from tests.throwaway import ENTRY
+
+REGISTRY = load_registry()
 
 NETWORKS = sorted(REGISTRY)
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -234,10 +236,10 @@ def test_a_model_without_weights_is_not_ready(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A third network with no weights yet: it and the server are not ready, its metadata
     lists no version and inference answers 503, while LeNet is ready and serves."""
-    monkeypatch.setitem(networks.REGISTRY, Tiny.name, Tiny)
     monkeypatch.setattr(Sanic, "test_mode", True)  # allows a second app of the same name
     LocalStore(tmp_path / "state", "lenet").seed(SHIPPED)
-    client = SanicTestClient(create_app(Config(state_dir=tmp_path / "state")))
+    client = SanicTestClient(create_app(Config(state_dir=tmp_path / "state",
+                                               extra_networks=(ENTRY,))))
     auth = {"Authorization": AUTH_HEADER}
     statuses = {path: client.get(path, headers=auth)[1].status for path in (
         "/v2/health/live", "/v2/health/ready", "/v2/models/tiny/ready",

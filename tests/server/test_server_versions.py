@@ -13,9 +13,11 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from nn_server.networks import REGISTRY, datasets
+from nn_server.networks import datasets, load_registry
 from tests.conftest import SHIPPED, LiveServer, basic_auth, start_server
 from tests.server.conftest import IMAGES, b64, call, wait_for
+
+REGISTRY = load_registry()
 
 WORKERS = 2
 RELOAD_S = 0.5

@@ -12,9 +12,11 @@ import re
 from PIL import Image
 from playwright.async_api import Page, expect
 
-from nn_server.networks import REGISTRY, Network
+from nn_server.networks import Network, load_registry
 from tests.conftest import LiveServer
 from tests.web.conftest import OpenPage, get_json, screenshot
+
+REGISTRY = load_registry()
 
 # A "1" as a pen draws it: one stroke from the top, leaning a little (fractions of the pad).
 ONE = [[(0.55, 0.18), (0.52, 0.4), (0.49, 0.62), (0.46, 0.82)]]

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 import pytest
 from playwright.async_api import expect
 
-from nn_server.networks import REGISTRY
+from nn_server.networks import load_registry
 from tests.conftest import LiveServer, start_server
 from tests.web.conftest import OpenPage, get_json, screenshot
 from tests.web.test_page import SEVEN, choose, draw
+
+REGISTRY = load_registry()
 
 EPOCHS = 3
 """Enough that the chart has finished epochs while later ones still run."""

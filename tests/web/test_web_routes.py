@@ -14,9 +14,11 @@ from PIL import Image
 from swagger_ui_bundle import swagger_ui_path
 from yarl import URL
 
-from nn_server.networks import REGISTRY
+from nn_server.networks import load_registry
 from nn_server.web.routes.docs import ASSETS
 from tests.conftest import LiveServer, basic_auth
+
+REGISTRY = load_registry()
 
 MEDIA = {".jpg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp", ".tiff": "image/tiff"}
 

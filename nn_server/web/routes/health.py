@@ -9,7 +9,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from nn_server.engine.serving import Models
-from nn_server.networks import REGISTRY
+from nn_server.networks import Registry
 from nn_server.web import openapi
 from nn_server.web.routes import inference
 from nn_server.web.routes.verbs import read
@@ -20,7 +20,7 @@ PUBLIC_PATHS = frozenset({"/health", "/openapi.json", *inference.PUBLIC_PATHS})
 Protocol's probes, ``/v2/health/live`` and ``/v2/health/ready``)."""
 
 
-def health_blueprint() -> Blueprint:
+def health_blueprint(networks: Registry) -> Blueprint:
     bp = Blueprint("health")
 
     @read(bp, "/health", name="health")
@@ -28,7 +28,7 @@ def health_blueprint() -> Blueprint:
         return json({"status": "ok"})
 
     # Built once per worker: the registry does not change while the server runs.
-    described = openapi.document(REGISTRY.values())
+    described = openapi.document(networks.values())
 
     @read(bp, "/openapi.json", name="openapi")
     async def openapi_json(request: Request) -> HTTPResponse:

@@ -23,7 +23,7 @@ from sanic.response import HTTPResponse, empty, json, raw
 from nn_server import __version__
 from nn_server.core.config import Config
 from nn_server.engine.serving import Models
-from nn_server.networks import REGISTRY, Network, Prediction
+from nn_server.networks import Network, Prediction, Registry
 from nn_server.networks.images import ImageError
 from nn_server.store import open_store
 from nn_server.web import oip
@@ -36,7 +36,7 @@ from nn_server.web.errors import (
     UnsupportedMediaType,
     status_of,
 )
-from nn_server.web.routes.networks import MAX_BATCH
+from nn_server.web.requests import MAX_BATCH
 from nn_server.web.routes.verbs import read
 
 SERVER_NAME = "nn-server"
@@ -50,10 +50,17 @@ REPORTED_ERRORS = 5
 """Bad images named in an inference error message; the count says how many there were."""
 
 
-def inference_blueprint(config: Config) -> Blueprint:
+def inference_blueprint(config: Config, networks: Registry) -> Blueprint:
     bp = Blueprint("inference")
-    states = {name: open_store(config.state_dir, name) for name in REGISTRY}
+    stores = {name: open_store(config.state_dir, name) for name in networks}
     metadata = {"name": SERVER_NAME, "version": __version__, "extensions": list(oip.EXTENSIONS)}
+
+    def network_of(model: str) -> type[Network]:
+        """The network named ``model``; 404 naming the models when there is none."""
+        cls = networks.get(model)
+        if cls is None:
+            raise NotFound(f"unknown model {model!r}; the models are {', '.join(networks)}")
+        return cls
 
     def served(request: Request, model: str, version: str | None) -> type[Network]:
         """The network named ``model``; 404 when ``version`` is not the one served, 503
@@ -65,7 +72,7 @@ def inference_blueprint(config: Config) -> Blueprint:
         loaded = models.versions()[cls.name]
         if version == loaded:
             return cls
-        pointer = states[cls.name].pointer()
+        pointer = stores[cls.name].pointer()
         if pointer is not None and pointer.version == version:
             raise Unavailable(f"{model} version {version} is still loading; retry shortly")
         raise NotFound(f"{model} version {version!r} is not served; it serves "
@@ -137,14 +144,6 @@ def inference_blueprint(config: Config) -> Blueprint:
         return raw(answer, content_type=answers, headers=headers)
 
     return bp
-
-
-def network_of(model: str) -> type[Network]:
-    """The network named ``model``; 404 naming the models when there is none."""
-    cls = REGISTRY.get(model)
-    if cls is None:
-        raise NotFound(f"unknown model {model!r}; the models are {', '.join(REGISTRY)}")
-    return cls
 
 
 def predictions_of(results: Sequence[Prediction | ImageError]) -> list[Prediction]:

@@ -16,10 +16,10 @@ from PIL import Image, ImageOps
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file, json, raw
 
-from nn_server.networks import REGISTRY, Network
+from nn_server.networks import Network, Registry
 from nn_server.networks.images import to_gray
 from nn_server.web.errors import InvalidRequest, NotFound
-from nn_server.web.routes.verbs import read
+from nn_server.web.routes.verbs import NETWORK, read
 
 MEDIA_TYPES = {
     ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".bmp": "image/bmp",
@@ -29,26 +29,21 @@ SHOWN_BY_BROWSERS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 """What every browser's ``<img>`` shows; the rest gets a PNG ``preview``."""
 
 
-def samples_blueprint() -> Blueprint:
+def samples_blueprint(networks: Registry) -> Blueprint:
     bp = Blueprint("samples")
-    for cls in REGISTRY.values():
-        add_sample_routes(bp, cls)
-    return bp
 
-
-def add_sample_routes(bp: Blueprint, cls: type[Network]) -> None:
-    name = cls.name
-
-    @read(bp, f"/{name}/samples", name=f"{name}_samples")
-    async def samples(request: Request) -> HTTPResponse:
+    @read(bp, f"/{NETWORK}/samples", name="samples")
+    async def samples(request: Request, network: str) -> HTTPResponse:
+        cls = networks.network(network)
         return json({"samples": [describe(cls, path) for path in cls.sample_files()]})
 
-    @read(bp, f"/{name}/samples/<sample:str>", name=f"{name}_sample", ctx_answers="image/*")
-    async def sample(request: Request, sample: str) -> HTTPResponse:
+    @read(bp, f"/{NETWORK}/samples/<sample:str>", name="sample", ctx_answers="image/*")
+    async def sample(request: Request, network: str, sample: str) -> HTTPResponse:
+        cls = networks.network(network)
         # Looked up among the samples, never joined to a path: nothing else can be named.
         path = {p.name: p for p in cls.sample_files()}.get(unquote(sample))
         if path is None:
-            raise NotFound(f"{cls.title} has no sample {sample!r}; see /{name}/samples")
+            raise NotFound(f"{cls.title} has no sample {sample!r}; see /{cls.name}/samples")
         # Blank values kept: "?format=" is a bad value, not none.
         wanted = request.get_args(keep_blank_values=True).get("format")
         if wanted is None:
@@ -57,6 +52,8 @@ def add_sample_routes(bp: Blueprint, cls: type[Network]) -> None:
             raise InvalidRequest(f'"format" can only be "png", not {wanted!r}')
         png = await asyncio.get_running_loop().run_in_executor(None, as_png, path)
         return raw(png, content_type="image/png")
+
+    return bp
 
 
 def describe(cls: type[Network], path: Path) -> dict[str, Any]:

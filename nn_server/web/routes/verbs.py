@@ -10,6 +10,8 @@ from typing import Any, TypeVar, cast
 from sanic import Blueprint
 
 READ = ("GET", "HEAD")
+NETWORK = "<network:str>"
+"""The path segment naming a network in the per-network routes (one route set for all)."""
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 

@@ -14,13 +14,13 @@ from sanic.response import HTTPResponse, file, json, raw
 
 from nn_server.core.config import PRECISIONS, Config
 from nn_server.engine.serving import served_precision
-from nn_server.networks import REGISTRY, Network
+from nn_server.networks import Network, Registry
 from nn_server.networks.export import ExportError, export_in_process
 from nn_server.networks.quantize import NotQuantizable, quantize
 from nn_server.store import open_store
 from nn_server.store.base import DamagedVersion, UnknownVersion
 from nn_server.web.errors import ApiError, Conflict, InvalidRequest, NotFound
-from nn_server.web.routes.verbs import read
+from nn_server.web.routes.verbs import NETWORK, read
 
 ONNX_MEDIA = "application/octet-stream"
 log = logging.getLogger("nn_server")
@@ -30,57 +30,54 @@ class ExportFailed(ApiError):
     status_code = 500
 
 
-def versions_blueprint(config: Config) -> Blueprint:
+def versions_blueprint(config: Config, networks: Registry) -> Blueprint:
     bp = Blueprint("versions")
-    for cls in REGISTRY.values():
-        add_version_routes(bp, cls, config)
-    return bp
+    stores = {name: open_store(config.state_dir, name, keep=config.keep_versions)
+              for name in networks}
+    exports: dict[tuple[str, str], asyncio.Lock] = {}
 
-
-def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> None:
-    name = cls.name
-    state = open_store(config.state_dir, name, keep=config.keep_versions)
-    exports: dict[str, asyncio.Lock] = {}
-
-    def weights_of(version: str) -> Path:
+    def weights_of(cls: type[Network], version: str) -> Path:
         try:
-            return state.weights_of(version)
+            return stores[cls.name].weights_of(version)
         except UnknownVersion:
-            raise NotFound(f"{cls.title} has no version {version!r}; see /{name}/versions") \
+            raise NotFound(f"{cls.title} has no version {version!r}; see /{cls.name}/versions") \
                 from None
 
-    @read(bp, f"/{name}/versions", name=f"{name}_versions")
-    async def versions(request: Request) -> HTTPResponse:
-        pointer = state.pointer()
+    @read(bp, f"/{NETWORK}/versions", name="versions")
+    async def versions(request: Request, network: str) -> HTTPResponse:
+        store = stores[networks.network(network).name]
+        pointer = store.pointer()
         return json({
             "served": pointer.version if pointer else None,
             "previous": pointer.previous if pointer else None,
-            "versions": [dataclasses.asdict(v) for v in state.versions()],
+            "versions": [dataclasses.asdict(v) for v in store.versions()],
         })
 
-    @bp.post(f"/{name}/versions/<version:str>/serve", name=f"{name}_serve",
+    @bp.post(f"/{NETWORK}/versions/<version:str>/serve", name="serve",
              ctx_changes_state=True)
-    async def serve(request: Request, version: str) -> HTTPResponse:
-        weights_of(version)
+    async def serve(request: Request, network: str, version: str) -> HTTPResponse:
+        cls = networks.network(network)
+        weights_of(cls, version)
         try:
-            pointer = state.serve(version)
+            pointer = stores[cls.name].serve(version)
         except DamagedVersion as exc:
             raise Conflict(f"{exc}; serve another version") from None
-        log.info("%s: version %s served on request (rollback: %s)", name, version,
+        log.info("%s: version %s served on request (rollback: %s)", cls.name, version,
                  pointer.previous)
         return json({"served": pointer.version, "previous": pointer.previous})
 
-    @read(bp, f"/{name}/versions/<version:str>/onnx", name=f"{name}_onnx",
-            ctx_answers=ONNX_MEDIA)
-    async def onnx(request: Request, version: str) -> HTTPResponse:
+    @read(bp, f"/{NETWORK}/versions/<version:str>/onnx", name="onnx", ctx_answers=ONNX_MEDIA)
+    async def onnx(request: Request, network: str, version: str) -> HTTPResponse:
         """The float export as trained, or ``?precision=int8`` its quantized graph; without
         the parameter, the one this server computes with, whose answers are its own."""
+        cls = networks.network(network)
+        name = cls.name
         asked = precision_asked(request, cls)
         precision = asked or served_precision(cls, config.runtime, config.precision)
-        weights = weights_of(version)
+        weights = weights_of(cls, version)
         target = weights.with_suffix(".onnx")
         if not target.is_file():
-            async with exports.setdefault(version, asyncio.Lock()):
+            async with exports.setdefault((name, version), asyncio.Lock()):
                 if not target.is_file():
                     try:
                         await export_in_process(cls, weights, target)
@@ -100,6 +97,8 @@ def add_version_routes(bp: Blueprint, cls: type[Network], config: Config) -> Non
             return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
         return raw(model, content_type=ONNX_MEDIA, headers={
             "Content-Disposition": f'attachment; filename="{name}-{version}-int8.onnx"'})
+
+    return bp
 
 
 def precision_asked(request: Request, cls: type[Network]) -> str | None:

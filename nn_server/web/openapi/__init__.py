@@ -2,13 +2,11 @@
 
 Served at ``GET /openapi.json`` (no auth: it describes, it does not disclose), so clients and
 tools (Swagger UI, schemathesis, code generators) see every route, its answers and errors.
+``parts`` holds the shared pieces, ``inference`` the Open Inference Protocol's routes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,96 +14,27 @@ from nn_server import __version__
 from nn_server.networks import Network
 from nn_server.store.base import Version
 from nn_server.store.status import TrainingStatus
-from nn_server.web import oip
-
-JSON = "application/json"
-WEB_TAG = "Web page"
-TOP_K = {"type": "integer", "minimum": 1,
-         "description": "Add the k most probable labels as top (1 to the number of labels)"}
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def ok(description: str, schema: dict[str, Any], media: str = JSON) -> dict[str, Any]:
-    return {"description": description, "content": {media: {"schema": schema}}}
-
-
-SCALARS: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
-
-
-def schema_of(cls: type, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A JSON schema for a dataclass, from its type hints (``overrides`` replace fields): the
-    document describes exactly the type the route answers with."""
-    hints = typing.get_type_hints(cls)
-    properties: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        properties[f.name] = schema_of_type(hints[f.name])
-    properties.update(overrides or {})
-    # Every field is always present on the wire (None as null).
-    return {"type": "object", "required": list(properties), "properties": properties}
-
-
-def schema_of_type(hint: Any) -> dict[str, Any]:
-    if hint in SCALARS:
-        return {"type": SCALARS[hint]}
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Literal:
-        return {"enum": list(args)}
-    if origin in (tuple, list):
-        return {"type": "array", "items": schema_of_type(args[0])}
-    if origin in (types.UnionType, typing.Union):
-        options = [schema_of_type(a) for a in args if a is not type(None)]
-        nullable = type(None) in args
-        if len(options) == 1 and "type" in options[0] and len(options[0]) == 1:
-            kind = options[0]["type"]
-            return {"type": [kind, "null"] if nullable else kind}
-        return {"anyOf": [*options, *([{"type": "null"}] if nullable else [])]}
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return schema_of(hint)
-    raise TypeError(f"no JSON schema for {hint!r}")
-
-
-def error(description: str) -> dict[str, Any]:
-    return ok(description, ref("Error"))
-
-
-TRAINING_PARAMETERS = [
-    {"name": "epochs", "in": "query", "required": False,
-     "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-     "description": "Epochs to train (default: the network's recipe)"},
-    {"name": "promote", "in": "query", "required": False,
-     "schema": {"enum": ["better", "always"], "default": "better"},
-     "description": "Serve the result only if at least as accurate (better), or always"},
-]
-PRECISION_PARAMETER = {
-    "name": "precision", "in": "query", "required": False,
-    "schema": {"enum": ["int8", "float"]},
-    "description": "float: the export as trained; int8: its quantized graph (networks served "
-                   "in int8 only); default: what this server serves with"}
-VERSION_PARAMETER = {"name": "version", "in": "path", "required": True,
-                     "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
-SAMPLE_PARAMETER = {"name": "sample", "in": "path", "required": True,
-                    "schema": {"type": "string"}, "examples": {"digit": {"value": "7_pen.jpg"}},
-                    "description": "A name from the samples list"}
-FORMAT_PARAMETER = {"name": "format", "in": "query", "required": False,
-                    "schema": {"enum": ["png"]},
-                    "description": "png: converted to PNG (what the list's preview uses for "
-                                   "TIFF, which browsers do not show)"}
-NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-ASSET_PARAMETER = {"name": "asset", "in": "path", "required": True,
-                   "schema": {"type": "string"}}
-BINARY = {"type": "string", "format": "binary"}
-WRONG_HOST = {"421": error("The Host header names a host this server does not answer to")}
-COMMON_ERRORS = {
-    "401": error("Missing or wrong HTTP Basic credentials (WWW-Authenticate: Basic)"),
-    "406": error("Accept excludes application/json"),
-    **WRONG_HOST,
-    "429": error("Too many password checks from this client queued; retry after Retry-After "
-                 "seconds"),
-}
+from nn_server.web.openapi.inference import V2_TAG, inference_paths, inference_schemas
+from nn_server.web.openapi.parts import (
+    ASSET_PARAMETER,
+    BINARY,
+    COMMON_ERRORS,
+    FORMAT_PARAMETER,
+    JSON,
+    NAME_PARAMETER,
+    PRECISION_PARAMETER,
+    SAMPLE_PARAMETER,
+    TOP_K,
+    TRAINING_PARAMETERS,
+    VERSION_PARAMETER,
+    WEB_TAG,
+    WRONG_HOST,
+    error,
+    ok,
+    ref,
+    schema_of,
+)
+from nn_server.web.requests import MAX_BATCH
 
 
 def network_paths(cls: type[Network]) -> dict[str, Any]:
@@ -209,144 +138,6 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
     }
 
 
-V2_TAG = "Open Inference Protocol"
-V2_TAGS = [V2_TAG]
-EMPTY_OK = {"description": "Yes (empty body)"}
-EMPTY_NO = {"description": "No (empty body)"}
-
-
-def inference_paths(networks: list[type[Network]]) -> dict[str, Any]:
-    """The Open Inference Protocol (KServe V2) routes, ``nn_server.web.routes.inference``."""
-    model = {"name": "model", "in": "path", "required": True,
-             "schema": {"enum": [cls.name for cls in networks]}}
-    version = {**VERSION_PARAMETER,
-               "description": "The served version (the only one that may be named)"}
-    unknown = error("Unknown model, or a version that is not served")
-    infer = {"post": {
-        "tags": V2_TAGS, "summary": "Classify N images (input image, BYTES [N])",
-        "description": "JSON, or with the binary tensor data extension a JSON header of "
-                       "Inference-Header-Content-Length bytes followed by the binary tensors "
-                       "(a BYTES element: 4-byte little-endian length, then the file). In "
-                       "JSON an image is the base64 of its file. Outputs: label (BYTES [N]) "
-                       "and probabilities (FP32 [N, classes]; with parameters.classification "
-                       "= k, BYTES [N, k] \"probability:index:label\"), in binary when asked "
-                       "(binary_data, binary_data_output). One unreadable image fails the "
-                       "request (400, or 415 for its format) and the message names it. "
-                       "Headers: Inference-Header-Content-Length (the JSON header's length, "
-                       "when binary tensors follow it) and Content-Encoding (gzip, deflate) "
-                       "describe the binary form; a JSON body sends neither.",
-        "requestBody": {"required": True, "content": {
-            JSON: {"schema": ref("InferenceRequest")},
-            oip.BINARY_MEDIA: {"schema": {"type": "string", "format": "binary"}}}},
-        "responses": {
-            "200": {"description": "The outputs; with binary ones, a JSON header of "
-                                   "Inference-Header-Content-Length bytes, then their data",
-                    "content": {JSON: {"schema": ref("InferenceResponse")},
-                                oip.BINARY_MEDIA: {"schema": {"type": "string",
-                                                              "format": "binary"}}}},
-            "400": error("Malformed request: JSON, header length, shape, datatype, binary "
-                         "data, base64, unknown input or output, or an unreadable image"),
-            "404": unknown,
-            "406": error("Accept excludes what the answer is (JSON, or octet-stream)"),
-            "413": error("Body (or the body inflated) over the size limit"),
-            "415": error("Content-Type or Content-Encoding we do not read, or an image "
-                         "format other than JPEG/PNG/BMP/TIFF"),
-            "503": error("Weights not loaded yet, the named version still loading, or "
-                         "shutting down"),
-            **COMMON_ERRORS,
-        },
-    }}
-    metadata = {"get": {
-        "tags": V2_TAGS, "summary": "Model metadata: input, outputs, served version",
-        "responses": {"200": ok("The model", ref("ModelMetadata")), "404": unknown,
-                      "503": error("The named version is still loading"), **COMMON_ERRORS},
-    }}
-    ready = {"get": {
-        "tags": V2_TAGS, "summary": "Whether the model (this version) is ready",
-        "responses": {"200": EMPTY_OK, "400": EMPTY_NO,
-                      "404": error("Unknown model"), **COMMON_ERRORS},
-    }}
-    def taking(path_parameters: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any]:
-        return {method: {**op, "parameters": [*path_parameters, *op.get("parameters", [])]}
-                for method, op in item.items()}
-
-    with_model, with_version = [model], [model, version]
-    return {
-        "/v2": {"get": {
-            "tags": V2_TAGS, "summary": "Server metadata",
-            "responses": {"200": ok("Name, version, extensions", ref("ServerMetadata")),
-                          **COMMON_ERRORS},
-        }},
-        "/v2/health/live": {"get": {
-            "tags": V2_TAGS, "summary": "Liveness (no auth)", "security": [],
-            "responses": {"200": EMPTY_OK},
-        }},
-        "/v2/health/ready": {"get": {
-            "tags": V2_TAGS, "summary": "Readiness: every model ready (no auth)",
-            "security": [], "responses": {"200": EMPTY_OK, "400": EMPTY_NO},
-        }},
-        "/v2/models/{model}": taking(with_model, metadata),
-        "/v2/models/{model}/ready": taking(with_model, ready),
-        "/v2/models/{model}/infer": taking(with_model, infer),
-        "/v2/models/{model}/versions/{version}": taking(with_version, metadata),
-        "/v2/models/{model}/versions/{version}/ready": taking(with_version, ready),
-        "/v2/models/{model}/versions/{version}/infer": taking(with_version, infer),
-    }
-
-
-def inference_schemas() -> dict[str, Any]:
-    string = {"type": "string"}
-    parameters = {"type": "object", "additionalProperties": {
-        "type": ["string", "number", "boolean"]}}
-    shape = {"type": "array", "items": {"type": "integer"}}
-    tensor: dict[str, Any] = {
-        "type": "object", "required": ["name", "datatype", "shape"],
-        "properties": {"name": string, "datatype": string, "shape": shape}}
-    return {
-        "ServerMetadata": {"type": "object", "required": ["name", "version", "extensions"],
-                           "properties": {"name": string, "version": string,
-                                          "extensions": {"type": "array", "items": string}}},
-        "MetadataTensor": tensor,
-        "ModelMetadata": {
-            "type": "object", "required": ["name", "platform", "inputs", "outputs"],
-            "properties": {"name": string, "versions": {"type": "array", "items": string},
-                           "platform": string,
-                           "inputs": {"type": "array", "items": ref("MetadataTensor")},
-                           "outputs": {"type": "array", "items": ref("MetadataTensor")}}},
-        "InferenceRequest": {
-            "type": "object", "required": ["inputs"], "properties": {
-                "id": string,
-                "parameters": {**parameters, "properties": {
-                    "binary_data_output": {"type": "boolean"}}},
-                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
-                    **tensor, "properties": {
-                        **tensor["properties"],
-                        "name": {"const": oip.INPUT}, "datatype": {"const": "BYTES"},
-                        "parameters": {**parameters, "properties": {
-                            "binary_data_size": {"type": "integer", "minimum": 0}}},
-                        "data": {"type": "array", "items": {**string,
-                                                            "contentEncoding": "base64"}}}}},
-                "outputs": {"type": "array", "items": {
-                    "type": "object", "required": ["name"], "properties": {
-                        "name": {"enum": list(oip.OUTPUTS)},
-                        "parameters": {**parameters, "properties": {
-                            "binary_data": {"type": "boolean"},
-                            "classification": {"type": "integer", "minimum": 1}}}}}},
-            }},
-        "InferenceResponse": {
-            "type": "object", "required": ["model_name", "outputs"], "properties": {
-                "model_name": string, "model_version": string, "id": string,
-                "outputs": {"type": "array", "items": {
-                    **tensor, "properties": {
-                        **tensor["properties"],
-                        "parameters": {**parameters, "properties": {
-                            "binary_data_size": {"type": "integer", "minimum": 0}}},
-                        "data": {"type": "array",
-                                 "items": {"type": ["string", "number"]}}}}},
-            }},
-    }
-
-
 def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
     """The whole OpenAPI document for these networks."""
     networks = list(networks)
@@ -434,7 +225,7 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
                 "ClassifyOne": {"type": "object", "required": ["image"], "properties": {
                     "image": {**string, "contentEncoding": "base64"}, "top_k": TOP_K}},
                 "ClassifyMany": {"type": "object", "required": ["images"], "properties": {
-                    "images": {"type": "array", "minItems": 1, "maxItems": 1024,
+                    "images": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH,
                                "items": {**string, "contentEncoding": "base64"}},
                     "top_k": TOP_K}},
                 "SampleList": {"type": "object", "required": ["samples"], "properties": {
