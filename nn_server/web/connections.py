@@ -25,6 +25,9 @@
   connection instead of inviting, then reading, a body nobody wants.
 * The access log names a request by its method and target (not its URL, which is built
   from the client's Host), with control characters escaped.
+
+Sanic has no hooks for any of this, so these classes override parts of its ``Http`` and
+``HttpProtocol``; each part is listed, with why, in ``nn_server.web.sanic_internals``.
 """
 
 from __future__ import annotations

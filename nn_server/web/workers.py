@@ -13,6 +13,8 @@ The other way round, every worker watches its parent (``watch_parent``): when th
 process is gone — killed with SIGKILL, say — the worker stops Sanic's manager process
 (a ``multiprocessing`` server that would otherwise live on) and exits, so no orphan keeps
 the listening socket and a new server can bind the port at once.
+
+Neither has a public API in Sanic; what is used is listed in ``nn_server.web.sanic_internals``.
 """
 
 from __future__ import annotations
