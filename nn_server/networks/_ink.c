@@ -31,6 +31,7 @@
 #define CANVAS 28
 
 /* What ink_box answers instead of a crop (digits.py raises BlankImage for each). */
+#define NOT_FINITE "the image holds NaN or infinite pixel values"
 #define NO_CONTRAST 1
 #define NO_INK 2
 
@@ -470,13 +471,32 @@ static int centre(const float *digit, Py_ssize_t h, Py_ssize_t w, unsigned char 
 
 /* ---------------------------------------------------------------- Python */
 
-/* Checks a float32 image argument: a C-contiguous buffer of h * w floats. */
+/* Whether any of n floats is NaN or infinite: all exponent bits set. An integer OR over
+   the bits (which the compiler vectorises; a float sum would not be, without fast-math). */
+static int any_not_finite(const float *pixels, Py_ssize_t n) {
+    uint32_t found = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, pixels + i, sizeof bits); /* not a cast: strict aliasing */
+        found |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return found != 0;
+}
+
+/* Checks a float32 image argument: a C-contiguous buffer of h * w finite floats. The size
+   is checked before it is multiplied: h * w * 4 must not overflow (a huge h would wrap
+   around to the buffer's length and send the kernel far past its end). */
 static int image_arg(PyObject *obj, Py_buffer *view, Py_ssize_t h, Py_ssize_t w) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
     if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0 ||
-        h < 1 || w < 1 || view->len != h * w * 4) {
+        h < 1 || w < 1 || h > PY_SSIZE_T_MAX / 4 / w || view->len != h * w * 4) {
         PyBuffer_Release(view);
         PyErr_SetString(PyExc_ValueError, "expected a C-contiguous float32 image of h x w");
+        return -1;
+    }
+    if (any_not_finite((const float *)view->buf, h * w)) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, NOT_FINITE);
         return -1;
     }
     return 0;
@@ -544,6 +564,7 @@ PyMODINIT_FUNC PyInit__ink(void) {
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "NO_CONTRAST", NO_CONTRAST) < 0 ||
         PyModule_AddIntConstant(m, "NO_INK", NO_INK) < 0 ||
+        PyModule_AddStringConstant(m, "NOT_FINITE", NOT_FINITE) < 0 ||
         PyModule_AddObject(m, "INK_THRESHOLD", PyFloat_FromDouble(INK_THRESHOLD)) < 0 ||
         PyModule_AddObject(m, "FAINT", PyFloat_FromDouble(FAINT)) < 0) {
         Py_DECREF(m);

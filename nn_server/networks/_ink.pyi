@@ -4,6 +4,7 @@ from numpy.typing import NDArray
 
 NO_CONTRAST: int
 NO_INK: int
+NOT_FINITE: str
 INK_THRESHOLD: float
 FAINT: float
 

@@ -51,6 +51,8 @@ SMOOTH_DIVISOR = 150
 
 NO_DIGIT = "no digit found in the image"
 NO_CONTRAST = "no digit found: the image is blank or has no contrast"
+NOT_FINITE = "the image holds NaN or infinite pixel values"
+"""``_ink.c`` says the same (its ``NOT_FINITE``)."""
 
 
 class Kernel(Protocol):
@@ -188,10 +190,14 @@ def box_size(h: int, w: int) -> tuple[int, int]:
 
 
 def to_mnist(gray: FloatImage) -> ByteImage:
-    """A grayscale float image → a uint8 28×28 MNIST-style digit (light on black)."""
+    """A grayscale float image → a uint8 28×28 MNIST-style digit (light on black). NaN or
+    infinite pixels are refused (ValueError) before anything else, by both paths: the
+    float-to-integer steps are undefined for them."""
+    if KERNEL is not None:  # it checks for itself, in the pass it makes anyway
+        return to_mnist_compiled(KERNEL, smooth(shrink(gray, WORK_SIDE)))
+    if not np.isfinite(gray).all():
+        raise ValueError(NOT_FINITE)
     gray = smooth(shrink(gray, WORK_SIDE))
-    if KERNEL is not None:
-        return to_mnist_compiled(KERNEL, gray)
     ink = restroke(crop_to_ink(ink_map(gray)))
     digit = np.clip(resize(ink, box_size(*ink.shape)), 0.0, 1.0)
     top = float(digit.max())

@@ -253,6 +253,8 @@ def to_gray(image: Image.Image) -> FloatImage:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16/32-bit grayscale: scale by the type's range, not by 255.
         array = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(array).all():  # a float TIFF can hold them; no pixel means NaN
+            raise UnreadableImage("image holds NaN or infinite pixel values")
         # By the values' range, not the mode: 8-bit data is often stored as 16-bit.
         top = 65535.0 if array.max() > 255 else 255.0
         return np.clip(array / top, 0.0, 1.0)
