@@ -59,6 +59,37 @@ if command -v ldconfig >/dev/null 2>&1 && \
   fi
 fi
 
+# LeNet's training mixes in digits drawn from other people's handwriting fonts
+# (nn_server.training.synthetic), and the tests measure it on still other hands'
+# (bench/writers.py): Debian packages both sets. tests/test_writers.py checks that these
+# lists name every package the code needs.
+TRAINING_FONTS="fonts-comic-neue fonts-bwht fonts-breip fonts-ecolier-court fonts-tomsontalks
+  fonts-sjfonts fonts-yusei-magic fonts-leckerli-one fonts-kaushanscript fonts-havana
+  fonts-isabella fonts-sil-andika fonts-dejavu-core fonts-urw-base35 fonts-opendyslexic
+  fonts-klaudia-berenika fonts-lobster"
+WRITERS_FONTS="fonts-dkg-handwriting fonts-bwht fonts-humor-sans fonts-kristi fonts-sjfonts
+  fonts-seto fonts-kiloji fonts-tlwg-purisa-ttf fonts-rufscript fonts-dustin
+  fonts-dancingscript"
+fonts=$TRAINING_FONTS
+[ "$dev" = 1 ] && fonts="$fonts $WRITERS_FONTS"
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+  for font in $fonts; do
+    dpkg-query -W -f='${Status}' "$font" 2>/dev/null | grep -q "ok installed" \
+      || missing="$missing $font"
+  done
+fi
+if [ -n "$missing" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing handwriting fonts for LeNet's training:$missing"
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "install.sh: warning: training LeNet needs the Debian font packages$missing" \
+         "(serving does not)" >&2
+  fi
+fi
+
 # The web page's tests drive a real browser: the system's Chromium, through Playwright
 # (Playwright's own browser downloads come from hosts test machines may not reach).
 if [ "$dev" = 1 ] && [ -z "${NN_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then

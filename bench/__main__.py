@@ -2,7 +2,8 @@
 
 ``python -m bench soak [--minutes 5]``: minutes of mixed load with a training and a killed
 worker (``bench/soak.py``). ``python -m bench proxies``: LeNet's accuracy on handwriting
-and camera proxies made from MNIST's test digits (``bench/proxies.py``).
+and camera proxies made from MNIST's test digits (``bench/proxies.py``), and on
+other writers' digits drawn from handwriting fonts and strokes (``bench/writers.py``).
 
 Prints one table: the in-process ceiling, closed-loop points at each concurrency, and a
 256-image batch request; with server CPU (cores busy) and RSS (all processes).

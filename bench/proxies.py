@@ -17,10 +17,12 @@ photographed — after changing it the way another writer or another camera woul
     phone      a phone photo: rotation up to ±10°, blur, uneven light, noise, off-centre, JPEG
     mixed      every change at once, each at random strength
 
-    python -m bench proxies [--weights FILE] [--per-proxy 500]
+    python -m bench proxies [--weights FILE] [--per-proxy 500] [--writers-per-family 10]
 
 prints accuracy per proxy and per digit (the test ``tests/test_proxies.py`` holds the
-shipped weights to a floor on each).
+shipped weights to a floor on each), then on digits that MNIST's writers did not write
+(``bench/writers.py``: handwriting fonts and drawn strokes, held to a floor by
+``tests/test_writers.py``), which the proxies cannot measure.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from bench import writers
 from nn_server.networks import datasets
+from nn_server.networks.fonts import MissingFont
 from nn_server.networks.lenet import MNIST, LeNet
 
 Digit = NDArray[Any]  # grey levels, uint8 or float while it is drawn
@@ -231,6 +235,11 @@ def main(argv: list[str]) -> int:
                         help="LeNet weights (default: the shipped ones)")
     parser.add_argument("--per-proxy", type=int, default=1000,
                         help="test digits per proxy (default 1000)")
+    parser.add_argument("--writers-per-family", type=int, default=10,
+                        help="other writers' digits: images of each digit per font family "
+                             "(default 10; 0 leaves the set out)")
+    parser.add_argument("--writers-strokes", type=int, default=30,
+                        help="other writers' digits: stroke-drawn images per digit (default 30)")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     net = LeNet()
@@ -238,6 +247,16 @@ def main(argv: list[str]) -> int:
     report = evaluate(net, test_digits(args.per_proxy, args.data_dir))
     print(f"LeNet weights {net.version}, {args.per_proxy} MNIST test digits per proxy")
     print(report.table())
+    if args.writers_per_family:
+        try:
+            samples = writers.build(args.writers_per_family, args.writers_strokes)
+        except MissingFont as exc:
+            print(f"python -m bench proxies: {exc}", file=sys.stderr)
+            return 1
+        print(f"\nOther writers: {args.writers_per_family} images of each digit from each of "
+              f"{len(writers.FAMILIES)} handwriting fonts, {args.writers_strokes} drawn with "
+              "strokes")
+        print(writers.evaluate(net, samples).table())
     return 0
 
 

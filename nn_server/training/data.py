@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from nn_server.networks.base import Augmentation
 from nn_server.networks.datasets import Split
+from nn_server.networks.fonts import FontAugmentation
 
 Normalizer = Callable[[NDArray[np.uint8]], NDArray[np.float32]]
 ERASE_AREA = (0.02, 0.25)
@@ -32,7 +33,10 @@ class Batches:
     chosen image; thicker and thinner strokes are a 2×2 maximum or minimum over shifted
     views, and blur a binomial filter over them. Turning, slanting, resizing and elastic
     distortion are one OpenCV warp per image (microseconds at 28×28), the elastic fields
-    drawn once per run.
+    drawn once per run. A ``FontAugmentation`` adds digits drawn from training fonts
+    (``nn_server.training.synthetic``), made once per run and placed behind the data set's
+    own; each training batch swaps a ``fonts`` share of its images for them, so an epoch
+    stays one pass over the data set and takes as long as before.
     """
 
     def __init__(
@@ -51,9 +55,20 @@ class Batches:
         self.shuffle = shuffle
         self.augmentation = augmentation or Augmentation()
         self.rng = np.random.default_rng(seed)
+        self.size = len(split)
+        self.font_share = 0.0
+        aug = self.augmentation
+        if shuffle and isinstance(aug, FontAugmentation) and aug.fonts and aug.font_digits:
+            from nn_server.training.synthetic import digits  # PIL and the fonts: only here
+
+            # No more font digits than the data set has: a quick run on a subset (tests,
+            # trial runs) must not wait a minute for 30,000 of them.
+            extra = digits(min(aug.font_digits, len(split)), seed)
+            split = Split(np.concatenate([split.images, extra.images]),
+                          np.concatenate([split.labels, extra.labels]))
+            self.split, self.font_share = split, aug.fonts
         _, h, w = split.images.shape
         self.height, self.width = h, w
-        aug = self.augmentation
         self.fields = elastic_fields(self.rng, h, w) if aug.elastic else None
         shift = aug.shift
         if shift:
@@ -64,7 +79,7 @@ class Batches:
             )
 
     def __len__(self) -> int:
-        return -(-len(self.split) // self.batch_size)
+        return -(-self.size // self.batch_size)
 
 
     def augment(self, idx: NDArray[np.intp]) -> NDArray[np.uint8]:
@@ -144,10 +159,14 @@ class Batches:
         return mask
 
     def __iter__(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.float32]]]:
-        n = len(self.split)
+        n = self.size
         order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        extra = len(self.split) - n
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
+            if self.font_share:
+                swapped = self.rng.random(idx.size) < self.font_share
+                idx = np.where(swapped, n + self.rng.integers(0, extra, idx.size), idx)
             images = self.augment(idx) if self.shuffle else self.split.images[idx]
             x = self.normalize(images[:, None, :, :])
             yield x, self.split.labels[idx].astype(np.float32)
