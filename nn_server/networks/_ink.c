@@ -31,9 +31,22 @@
 #define CANVAS 28
 
 /* What ink_box answers instead of a crop (digits.py raises BlankImage for each). */
-#define NOT_FINITE "the image holds NaN or infinite pixel values"
 #define NO_CONTRAST 1
 #define NO_INK 2
+/* ink_box's status for TOO_LARGE, raised as ValueError and never returned to Python. */
+#define OVERFLOWS 3
+
+/* The ValueErrors, which digits.py raises with the same words. */
+#define NOT_FINITE "the image holds NaN or infinite pixel values"
+#define TOO_LARGE "the image's pixel values are too large: its ink map overflows float32"
+/* The longest side accepted. The pipeline sends at most 256 (images.WORK_SIDE); the bound
+   keeps every count below far inside Py_ssize_t and the int window sizes, which are
+   derived from the sides, inside int. */
+#define MAX_SIDE 65536
+#define DIGITS(n) #n
+#define SPELLED(n) DIGITS(n)
+#define BAD_ARGUMENT \
+    "expected a C-contiguous float32 image of h x w, each side 1 to " SPELLED(MAX_SIDE)
 
 /* Rows processed side by side along a row: eight independent lanes the compiler can put
    in one vector, instead of one long chain of dependent steps. */
@@ -55,13 +68,26 @@ static _Thread_local struct {
     size_t bytes;
 } slots[SLOTS];
 
-static void *slot(int which, size_t bytes) {
+/* Room for `count` items of `size` bytes in slot `which`, or NULL (MemoryError) when out of
+   memory or when count * size would not fit in a size_t: a product that wrapped around
+   would hand back a buffer smaller than the loops that fill it. */
+static void *slot(int which, size_t count, size_t size) {
+    if (size != 0 && count > SIZE_MAX / size) return NULL;
+    size_t bytes = count * size;
     if (slots[which].bytes < bytes) {
         free(slots[which].memory);
         slots[which].memory = malloc(bytes);
         slots[which].bytes = slots[which].memory ? bytes : 0;
     }
     return slots[which].memory;
+}
+
+/* 1 for NaN or an infinity (all exponent bits set), else 0. Integer operations on the
+   bits, which the compiler vectorises (a float sum would not be, without fast-math). */
+static inline uint32_t not_finite(float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits); /* not a cast: strict aliasing */
+    return (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
 }
 
 /* ---------------------------------------------------------------- min and max filters */
@@ -144,10 +170,10 @@ static int morph(Morph op, const float *src, Py_ssize_t h, Py_ssize_t w, int siz
     float neutral = op == ERODE ? INFINITY : -INFINITY;
     Py_ssize_t col_len = h + size - 1, row_len = w + size - 1;
     Py_ssize_t longest = (col_len * w > row_len * LANES ? col_len * w : row_len * LANES);
-    float *lines = slot(S_MORPH_LINES, sizeof(float) * longest);
-    float *fwd = slot(S_FWD, sizeof(float) * longest), *bwd = slot(S_BWD, sizeof(float) * longest);
-    float *columns = slot(S_MORPH_A, sizeof(float) * h * w);
-    float *out = slot(S_OUT, sizeof(float) * w * LANES);
+    float *lines = slot(S_MORPH_LINES, longest, sizeof(float));
+    float *fwd = slot(S_FWD, longest, sizeof(float)), *bwd = slot(S_BWD, longest, sizeof(float));
+    float *columns = slot(S_MORPH_A, h * w, sizeof(float));
+    float *out = slot(S_OUT, w * LANES, sizeof(float));
     if (!lines || !fwd || !bwd || !columns || !out) return -1;
 
     for (Py_ssize_t i = 0; i < col_len; i++) {
@@ -179,9 +205,9 @@ static int box_blur(const float *src, Py_ssize_t h, Py_ssize_t w, int size, floa
     int r = size / 2;
     Py_ssize_t len = w + size - 1;
     double scale = 1.0 / ((double)size * size);
-    float *lines = slot(S_LINE, sizeof(float) * len * LANES);
-    double *sums = slot(S_SUMS, sizeof(double) * h * w);
-    double *acc = slot(S_ACC, sizeof(double) * (w > LANES ? w : LANES));
+    float *lines = slot(S_LINE, len * LANES, sizeof(float));
+    double *sums = slot(S_SUMS, h * w, sizeof(double));
+    double *acc = slot(S_ACC, w > LANES ? w : LANES, sizeof(double));
     if (!lines || !sums || !acc) return -1;
 
     for (Py_ssize_t y0 = 0; y0 < h; y0 += LANES) {
@@ -250,8 +276,8 @@ static int quantiles(const float *values, Py_ssize_t n, const double *fractions,
                      float *scratch, double *out) {
     Py_ssize_t step = n > 2 * QUANTILE_SAMPLES ? n / QUANTILE_SAMPLES : 1;
     Py_ssize_t m = (n + step - 1) / step;
-    float *samples = slot(S_SAMPLES, sizeof(float) * m);
-    uint16_t *slices = slot(S_SLICES, sizeof(uint16_t) * m);
+    float *samples = slot(S_SAMPLES, m, sizeof(float));
+    uint16_t *slices = slot(S_SLICES, m, sizeof(uint16_t));
     if (!samples || !slices) return -1;
     for (Py_ssize_t j = 0; j < m; j++) samples[j] = values[j * step];
 
@@ -276,10 +302,20 @@ static int quantiles(const float *values, Py_ssize_t n, const double *fractions,
         for (int q = 0; q < count; q++) out[q] = (double)lo;
         return 0;
     }
+    /* Any slicing that keeps the order gives the same ranks. With a finite, non-zero gain
+       every at is finite and >= 0 (samples are finite, and lo <= s <= hi), so the cast is
+       defined. The gain is 0 when hi - lo overflows (-3e38 to 3e38) and infinite when the
+       range is too narrow (0 to 1e-40): then (s - lo) * gain would be inf * 0 or 0 * inf,
+       NaN, whose conversion to an integer is undefined. All the samples then go to one
+       slice, and the selection does all the work: slower, for images no camera makes. */
     float gain = (float)BUCKETS / (hi - lo);
-    for (j = 0; j < m; j++) {
-        float at = (samples[j] - lo) * gain;
-        slices[j] = at >= BUCKETS - 1 ? BUCKETS - 1 : (uint16_t)at;
+    if (gain > 0 && isfinite(gain)) {
+        for (j = 0; j < m; j++) {
+            float at = (samples[j] - lo) * gain;
+            slices[j] = at >= BUCKETS - 1 ? BUCKETS - 1 : (uint16_t)at;
+        }
+    } else {
+        memset(slices, 0, sizeof(uint16_t) * m);
     }
     /* Four interleaved tallies: on a flat page one counter would otherwise be incremented
        in a chain of dependent stores. */
@@ -319,15 +355,15 @@ typedef struct {
     Py_ssize_t h, w;
 } Box;
 
-/* digits.ink_map, crop_to_ink and restroke. Returns 0 with *box filled, NO_CONTRAST or
-   NO_INK, or -1 when out of memory. */
+/* digits.ink_map, crop_to_ink and restroke. Returns 0 with *box filled, NO_CONTRAST,
+   NO_INK, OVERFLOWS, or -1 when out of memory. */
 static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     Py_ssize_t n = h * w, border = 2 * (h + w); /* border > n for slivers like 1 x 256 */
-    float *ink = slot(S_INK, sizeof(float) * n), *work = slot(S_WORK, sizeof(float) * n);
-    float *scratch = slot(S_SCRATCH, sizeof(float) * n);
-    float *keys = slot(S_KEYS, sizeof(float) * (n > border ? n : border));
-    float *edge = slot(S_EDGE, sizeof(float) * border);
-    Py_ssize_t *columns = slot(S_COLUMNS, sizeof(Py_ssize_t) * w);
+    float *ink = slot(S_INK, n, sizeof(float)), *work = slot(S_WORK, n, sizeof(float));
+    float *scratch = slot(S_SCRATCH, n, sizeof(float));
+    float *keys = slot(S_KEYS, n > border ? n : border, sizeof(float));
+    float *edge = slot(S_EDGE, border, sizeof(float));
+    Py_ssize_t *columns = slot(S_COLUMNS, w, sizeof(Py_ssize_t));
     if (!ink || !work || !scratch || !keys || !edge || !columns) return -1;
 
     /* Polarity from the border's median (images.border_level). */
@@ -347,7 +383,17 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     size = (size < 3 ? 3 : size) | 1;
     if (morph(ERODE, ink, h, w, size, 1, work) < 0) return -1;
     if (box_blur(work, h, w, size, scratch) < 0) return -1;
-    for (Py_ssize_t i = 0; i < n; i++) ink[i] = ink[i] - scratch[i];
+    /* Finite pixels near float32's limits (ink at -3e38 on paper at 3e38) overflow here,
+       and an infinity would go on to make NaN (inf - inf) and convert it to an integer.
+       digits.ink_map refuses the same images at the same step. Tested in this pass, which
+       loads each value anyway. */
+    uint32_t overflow = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float v = ink[i] - scratch[i];
+        overflow |= not_finite(v);
+        ink[i] = v;
+    }
+    if (overflow) return OVERFLOWS;
 
     double fractions[2] = {PAPER_FRACTION, TOP_FRACTION}, levels[2];
     if (quantiles(ink, n, fractions, 2, keys, levels) < 0) return -1;
@@ -406,7 +452,7 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     Py_ssize_t pad = op == DILATE && radius >= 1 ? radius : 0;
     box->h = ch + 2 * pad;
     box->w = cw + 2 * pad;
-    box->pixels = slot(S_BOX, sizeof(float) * box->h * box->w);
+    box->pixels = slot(S_BOX, box->h * box->w, sizeof(float));
     if (!box->pixels) return -1;
     if (radius < 1) {
         memcpy(box->pixels, work, sizeof(float) * ch * cw);
@@ -414,7 +460,7 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     }
     float *from = work;
     if (pad) { /* dilation is padded first, so the tight crop does not clip it */
-        from = slot(S_PADDED, sizeof(float) * box->h * box->w);
+        from = slot(S_PADDED, box->h * box->w, sizeof(float));
         if (!from) return -1;
         memset(from, 0, sizeof(float) * box->h * box->w);
         for (Py_ssize_t y = 0; y < ch; y++)
@@ -428,7 +474,7 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
    in 28 x 28, and quantise as (v * 255 + 0.5) -> uint8. */
 static int centre(const float *digit, Py_ssize_t h, Py_ssize_t w, unsigned char *out) {
     Py_ssize_t n = h * w;
-    float *v = slot(S_CENTRE, sizeof(float) * n);
+    float *v = slot(S_CENTRE, n, sizeof(float));
     if (!v) return -1;
     float canvas[CANVAS * CANVAS] = {0};
     float brightest = 0.0f;
@@ -471,27 +517,34 @@ static int centre(const float *digit, Py_ssize_t h, Py_ssize_t w, unsigned char 
 
 /* ---------------------------------------------------------------- Python */
 
-/* Whether any of n floats is NaN or infinite: all exponent bits set. An integer OR over
-   the bits (which the compiler vectorises; a float sum would not be, without fast-math). */
+/* Whether any of n floats is NaN or infinite. */
 static int any_not_finite(const float *pixels, Py_ssize_t n) {
     uint32_t found = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, pixels + i, sizeof bits); /* not a cast: strict aliasing */
-        found |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
-    }
+    for (Py_ssize_t i = 0; i < n; i++) found |= not_finite(pixels[i]);
     return found != 0;
 }
 
-/* Checks a float32 image argument: a C-contiguous buffer of h * w finite floats. The size
-   is checked before it is multiplied: h * w * 4 must not overflow (a huge h would wrap
-   around to the buffer's length and send the kernel far past its end). */
+/* A claimed side, for PyArg_ParseTuple's "O&": any integer, clipped to Py_ssize_t's range
+   (PyNumber_AsSsize_t with no exception type), so that 2**64 is refused by image_arg with
+   the ValueError of any other impossible size rather than by an OverflowError. */
+static int side_arg(PyObject *obj, void *side) {
+    Py_ssize_t value = PyNumber_AsSsize_t(obj, NULL);
+    if (value == -1 && PyErr_Occurred()) return 0; /* not an integer: TypeError */
+    *(Py_ssize_t *)side = value;
+    return 1;
+}
+
+/* Checks a float32 image argument: a C-contiguous buffer of h * w finite floats. Every
+   bound is checked before anything is multiplied, so h * w * 4 cannot overflow (a huge h
+   would wrap around to the buffer's length and send the kernel far past its end); the
+   division keeps that true where Py_ssize_t has 32 bits. */
 static int image_arg(PyObject *obj, Py_buffer *view, Py_ssize_t h, Py_ssize_t w) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
     if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0 ||
-        h < 1 || w < 1 || h > PY_SSIZE_T_MAX / 4 / w || view->len != h * w * 4) {
+        h < 1 || w < 1 || h > MAX_SIDE || w > MAX_SIDE || h > PY_SSIZE_T_MAX / 4 / w ||
+        view->len != h * w * 4) {
         PyBuffer_Release(view);
-        PyErr_SetString(PyExc_ValueError, "expected a C-contiguous float32 image of h x w");
+        PyErr_SetString(PyExc_ValueError, BAD_ARGUMENT);
         return -1;
     }
     if (any_not_finite((const float *)view->buf, h * w)) {
@@ -507,13 +560,19 @@ static PyObject *py_ink_box(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_ssize_t h, w;
     Py_buffer view;
     Box box = {NULL, 0, 0};
-    if (!PyArg_ParseTuple(args, "Onn", &obj, &h, &w) || image_arg(obj, &view, h, w) < 0)
+    if (!PyArg_ParseTuple(args, "OO&O&", &obj, side_arg, &h, side_arg, &w) ||
+        image_arg(obj, &view, h, w) < 0)
         return NULL;
     int status;
     Py_BEGIN_ALLOW_THREADS status = ink_box(view.buf, h, w, &box);
     Py_END_ALLOW_THREADS PyBuffer_Release(&view);
     if (status < 0) return PyErr_NoMemory();
+    if (status == OVERFLOWS) {
+        PyErr_SetString(PyExc_ValueError, TOO_LARGE);
+        return NULL;
+    }
     if (status > 0) return PyLong_FromLong(status);
+    if (box.h * box.w > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(float)) return PyErr_NoMemory();
     PyObject *pixels =
         PyByteArray_FromStringAndSize((const char *)box.pixels, box.h * box.w * sizeof(float));
     if (pixels == NULL) return NULL;
@@ -524,7 +583,8 @@ static PyObject *py_centre(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *obj;
     Py_ssize_t h, w;
     Py_buffer view;
-    if (!PyArg_ParseTuple(args, "Onn", &obj, &h, &w) || image_arg(obj, &view, h, w) < 0)
+    if (!PyArg_ParseTuple(args, "OO&O&", &obj, side_arg, &h, side_arg, &w) ||
+        image_arg(obj, &view, h, w) < 0)
         return NULL;
     if (h > CANVAS || w > CANVAS) {
         PyBuffer_Release(&view);
@@ -565,6 +625,8 @@ PyMODINIT_FUNC PyInit__ink(void) {
     if (PyModule_AddIntConstant(m, "NO_CONTRAST", NO_CONTRAST) < 0 ||
         PyModule_AddIntConstant(m, "NO_INK", NO_INK) < 0 ||
         PyModule_AddStringConstant(m, "NOT_FINITE", NOT_FINITE) < 0 ||
+        PyModule_AddStringConstant(m, "TOO_LARGE", TOO_LARGE) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_SIDE", MAX_SIDE) < 0 ||
         PyModule_AddObject(m, "INK_THRESHOLD", PyFloat_FromDouble(INK_THRESHOLD)) < 0 ||
         PyModule_AddObject(m, "FAINT", PyFloat_FromDouble(FAINT)) < 0) {
         Py_DECREF(m);

@@ -5,6 +5,8 @@ from numpy.typing import NDArray
 NO_CONTRAST: int
 NO_INK: int
 NOT_FINITE: str
+TOO_LARGE: str
+MAX_SIDE: int
 INK_THRESHOLD: float
 FAINT: float
 

@@ -51,8 +51,11 @@ SMOOTH_DIVISOR = 150
 
 NO_DIGIT = "no digit found in the image"
 NO_CONTRAST = "no digit found: the image is blank or has no contrast"
+# The ValueErrors of to_mnist. ``_ink.c`` raises the first two in the same words (its
+# NOT_FINITE and TOO_LARGE); the third is checked before either path runs.
 NOT_FINITE = "the image holds NaN or infinite pixel values"
-"""``_ink.c`` says the same (its ``NOT_FINITE``)."""
+TOO_LARGE = "the image's pixel values are too large: its ink map overflows float32"
+NOT_AN_IMAGE = "expected a 2-D image of at least 1 x 1 pixels"
 
 
 class Kernel(Protocol):
@@ -105,16 +108,23 @@ def ink_map(gray: FloatImage) -> FloatImage:
     Uneven lighting is removed by subtracting an estimate of the paper (``background``).
     """
     ink = 1.0 - gray if border_level(gray) > 0.5 else gray
-    ink = ink - background(ink)
-    # The erosion sits below the paper by the paper's own noise (grain, sensor noise, a
-    # lighting gradient inside the window). Measuring from the paper's typical level
-    # instead (a low percentile: ink never covers 3/4 of the image) keeps a blank page
-    # blank rather than a digit made of noise.
-    paper, top = quantiles(ink, PAPER_PERCENTILE / 100, 0.995)
-    top -= paper
-    if top < 0.05:
-        raise BlankImage(NO_CONTRAST)
-    ink = (ink - np.float32(paper)) * np.float32(1 / top)
+    # Pixels near float32's limits overflow in the two subtractions below. In the first
+    # that is refused, as ``_ink.c`` refuses it: an infinity there would go on to make NaN,
+    # which the kernel would convert to an integer. In the second it is defined (the
+    # thresholds take -inf to 0 and inf to 1). Neither is worth a RuntimeWarning.
+    with np.errstate(over="ignore"):
+        ink = ink - background(ink)
+        if not np.isfinite(ink).all():
+            raise ValueError(TOO_LARGE)
+        # The erosion sits below the paper by the paper's own noise (grain, sensor noise,
+        # a lighting gradient inside the window). Measuring from the paper's typical level
+        # instead (a low percentile: ink never covers 3/4 of the image) keeps a blank page
+        # blank rather than a digit made of noise.
+        paper, top = quantiles(ink, PAPER_PERCENTILE / 100, 0.995)
+        top -= paper
+        if top < 0.05:
+            raise BlankImage(NO_CONTRAST)
+        ink = (ink - np.float32(paper)) * np.float32(1 / top)
     # Faint noise (paper grain, JPEG ringing) would widen the crop: drop it, with all
     # that is below the paper, and cap the ink at 1. OpenCV's thresholds do each in one
     # vectorised pass, ten times faster than NumPy's clip and masked assignment.
@@ -190,14 +200,23 @@ def box_size(h: int, w: int) -> tuple[int, int]:
 
 
 def to_mnist(gray: FloatImage) -> ByteImage:
-    """A grayscale float image → a uint8 28×28 MNIST-style digit (light on black). NaN or
-    infinite pixels are refused (ValueError) before anything else, by both paths: the
-    float-to-integer steps are undefined for them."""
+    """A grayscale float image → a uint8 28×28 MNIST-style digit (light on black).
+
+    Both paths refuse the same images with the same ValueError, where the float-to-integer
+    steps would otherwise be undefined: an empty or non-2-D array (``NOT_AN_IMAGE``); NaN
+    or infinite pixels once shrunk and smoothed (``NOT_FINITE``: any in the input, or
+    finite ones the smoothing overflows); and pixels so far outside 0..1 that the ink map
+    overflows (``TOO_LARGE``). ``read_gray`` never makes any of them."""
+    if gray.ndim != 2 or gray.size == 0:
+        raise ValueError(NOT_AN_IMAGE)
+    gray = smooth(shrink(gray, WORK_SIDE))
     if KERNEL is not None:  # it checks for itself, in the pass it makes anyway
-        return to_mnist_compiled(KERNEL, smooth(shrink(gray, WORK_SIDE)))
+        return to_mnist_compiled(KERNEL, gray)
+    # The array the kernel checks: a NaN or infinity in the input is still one after the
+    # area averaging and the Gaussian (every weight is positive), and a finite pixel the
+    # smoothing overflows is refused by both paths alike.
     if not np.isfinite(gray).all():
         raise ValueError(NOT_FINITE)
-    gray = smooth(shrink(gray, WORK_SIDE))
     ink = restroke(crop_to_ink(ink_map(gray)))
     digit = np.clip(resize(ink, box_size(*ink.shape)), 0.0, 1.0)
     top = float(digit.max())
