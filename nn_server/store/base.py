@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -340,17 +340,6 @@ class Store(abc.ABC):
     def trainer_running(self) -> bool:
         """Whether a trainer holds the lease."""
         return self.lease_holder() is not None
-
-    @contextlib.contextmanager
-    def leased(self) -> Iterator[Lease | None]:
-        """The lease for a moment (tests, tools), released and closed afterwards."""
-        lease = self.try_lease()
-        try:
-            yield lease
-        finally:
-            if lease is not None:
-                lease.release()
-                lease.close()
 
 
 def is_version(text: str) -> bool:
