@@ -1,33 +1,64 @@
-"""The ``Store`` interface as every backend must honour it (run here against the local
-directory; a new backend joins ``BACKENDS``), the version record, the status's one writer
-and the trainer's command line."""
+"""The ``Store`` interface as every backend must honour it (the local directory, and a
+cluster's store against a real ``redis-server`` with its weights in a shared directory or
+in moto's S3 server; a new backend joins ``BACKENDS``), the version record, the status's
+one writer and the trainer's command line. ``tests/test_cluster_store.py`` has what only a
+cluster does."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from nn_server.core.files import weights_version
+from nn_server.core.locations import StoreLocation
 from nn_server.core.records import VersionRecord
 from nn_server.store import Store, open_store
 from nn_server.store.base import DamagedVersion, UnknownVersion
+from nn_server.store.cluster import ClusterStore
 from nn_server.store.lifecycle import STATUS_INTERVAL_S, TrainingLog, record_failure
 from nn_server.store.local import LocalStore
 from nn_server.store.status import Progress
 from nn_server.training.command import TrainerCommand
+from tests.services import redis_server, s3_server
 
-BACKENDS: dict[str, Callable[[Path], Store]] = {
-    "local": lambda tmp: LocalStore(tmp / "state", "lenet", keep=2),
-}
+BACKENDS = ("local", "redis+directory", "redis+s3")
+BUCKET = "nn-server-tests"
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def s3_url() -> Iterator[str]:
+    with s3_server(BUCKET):
+        yield f"s3://{BUCKET}"
+
+
+def cluster_store(request: pytest.FixtureRequest, tmp_path: Path, weights: str) -> Store:
+    """A replica's store on an emptied Redis, with its weights where ``weights`` says."""
+    url = request.getfixturevalue("redis_url")
+    redis.Redis.from_url(url).flushdb()
+    if weights == "s3":
+        weights_url = f"{request.getfixturevalue('s3_url')}/{tmp_path.name}"
+    else:
+        weights_url = f"file://{tmp_path / 'shared'}"
+    location = StoreLocation(tmp_path / "state", url, weights_url, "replica-1")
+    return ClusterStore(location, "lenet", keep=2)
+
+
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return BACKENDS[request.param](tmp_path)
+    if request.param == "local":
+        return LocalStore(tmp_path / "state", "lenet", keep=2)
+    return cluster_store(request, tmp_path, request.param.partition("+")[2])
 
 
 def made(tmp_path: Path, n: int, accuracy: str = "99.00") -> Path:

@@ -7,6 +7,7 @@ Sanic's spawned worker processes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nn_server.core.addresses import ANY, host_name, parse_networks
+from nn_server.core.locations import LocationError, StoreLocation, parse_locations
 
 MB = 1024 * 1024
 KEEP_VERSIONS = 5
@@ -119,6 +121,15 @@ class Config:
     extra_networks: tuple[str, ...] = ()
     """Networks served beside the built-in ones, as ``module:Class`` (``NN_EXTRA_NETWORKS``,
     comma-separated); see ``nn_server.networks``."""
+    state_url: str | None = None
+    """A cluster's coordination state, ``redis://HOST:PORT/DB`` (``NN_STATE_URL``; unset or
+    ``file://DIR``: this machine's state directory); see ``nn_server.core.locations``."""
+    weights_url: str | None = None
+    """A cluster's weights store, ``file://DIR`` or ``s3://BUCKET/PREFIX``
+    (``NN_WEIGHTS_URL``)."""
+    replica: str = ""
+    """This replica's name in a cluster's training status (``NN_REPLICA``; default: the
+    host name)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -161,7 +172,19 @@ class Config:
         )
         if (config.tls_cert is None) != (config.tls_key is None):
             raise ConfigError("set both NN_TLS_CERT and NN_TLS_KEY, or neither")
-        return config
+        try:
+            location = parse_locations(config.state_dir, env.get("NN_STATE_URL"),
+                                       env.get("NN_WEIGHTS_URL"), env.get("NN_REPLICA"))
+        except LocationError as exc:
+            raise ConfigError(str(exc)) from None
+        return dataclasses.replace(
+            config, state_dir=location.state_dir, state_url=location.state_url,
+            weights_url=location.weights_url, replica=location.replica)
+
+    @property
+    def location(self) -> StoreLocation:
+        """Where the stores of this server's networks live."""
+        return StoreLocation(self.state_dir, self.state_url, self.weights_url, self.replica)
 
     def seed_for(self, network: str, shipped: Path) -> Path:
         """The weights ``network`` starts from in a fresh state directory."""

@@ -1,7 +1,9 @@
 """The networks one worker serves, kept on the newest weights without failing a request.
 
-Each worker polls every network's ``current.json`` with a single ``stat`` every
-``reload_interval_s``. When the pointer moves, the new weights are loaded into a *new*
+Each worker polls every network's pointer cheaply (one ``stat`` of ``current.json``, or one
+Redis GET in a cluster) every ``reload_interval_s``; in a cluster it also hears each move
+at once from the store's pub/sub (``Store.swaps``), polling being the fallback. When the
+pointer moves, the new weights are loaded into a *new*
 ``Network`` in full, and only then does the reference swap; a request holds the reference
 it started with, so it finishes on the old weights and the next one gets the new. If
 loading fails, the old network keeps serving and the next tick tries again.
@@ -28,12 +30,13 @@ import cv2
 
 from nn_server.core.errors import Unavailable
 from nn_server.core.files import weights_version
+from nn_server.core.locations import StoreLocation
 from nn_server.engine.batching import BatcherClosed, BatchStats, MicroBatcher
 from nn_server.networks import Network, Prediction, Registry
 from nn_server.networks.export import export_in_process
 from nn_server.networks.images import ImageError
 from nn_server.store import Store, open_store
-from nn_server.store.base import Pointer, UnknownVersion
+from nn_server.store.base import Pointer, StateError, UnknownVersion
 
 Result = Prediction | ImageError
 """One image's answer: its prediction, or why it cannot be classified."""
@@ -88,7 +91,8 @@ class Models:
     """Every registered network, for one worker process."""
 
     networks: Registry
-    state_dir: Path
+    location: StoreLocation | Path
+    """Where the networks' stores are (a bare path: a state directory)."""
     max_batch: int = 64
     max_delay_ms: float = 0.0
     batching: bool = True
@@ -99,6 +103,8 @@ class Models:
     precision: str = "int8"
     """ONNX Runtime's: ``int8`` where the network's graph allows it, or ``float``."""
     served: dict[str, Served] = field(default_factory=dict)
+    refreshing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One refresh at a time (the poller's and the pub/sub's)."""
     inference: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="nn-inference")
     )
@@ -108,7 +114,7 @@ class Models:
         # one worker per core it would oversubscribe the CPUs.
         cv2.setNumThreads(1)
         for name, cls in self.networks.items():
-            served = Served(cls, open_store(self.state_dir, name), on_batch=self.on_batch)
+            served = Served(cls, open_store(self.location, name), on_batch=self.on_batch)
             served.batcher = MicroBatcher(
                 served.classify_batch,
                 max_batch=self.max_batch if self.batching else 1,
@@ -138,23 +144,40 @@ class Models:
         return all(s.network is not None for s in self.served.values())
 
     async def refresh(self) -> None:
-        """Load any network whose ``current.json`` moved since the last look. Networks are
+        """Load any network whose pointer moved since the last look. Networks are
         independent: one that cannot load keeps its old weights (or stays unready) and is
-        tried again when its pointer next moves, while the others go on."""
-        for name, served in self.served.items():
-            signature = served.store.pointer_signature()
-            if signature is None or signature == served.signature:
-                continue
-            served.signature = signature
-            pointer = served.store.pointer()
-            if pointer is None:
-                continue
-            if served.network is not None and served.network.version == pointer.version:
-                continue
-            network = await self.load_first(served, pointer)
-            if network is not None:
-                served.network = network
-                log.info("%s now serves weights %s", name, network.version)
+        tried again when its pointer next moves, while the others go on. The store is read
+        on a thread: a cluster's store may wait on the network."""
+        async with self.refreshing:
+            for name, served in self.served.items():
+                await self.refresh_one(name, served)
+
+    async def refresh_one(self, name: str, served: Served) -> None:
+        signature = await asyncio.to_thread(served.store.pointer_signature)
+        if signature is None or signature == served.signature:
+            return
+        pointer = await asyncio.to_thread(served.store.pointer)
+        served.signature = signature
+        if pointer is None:
+            return
+        if served.network is not None and served.network.version == pointer.version:
+            return
+        network = await self.load_first(served, pointer)
+        if network is not None:
+            served.network = network
+            log.info("%s now serves weights %s", name, network.version)
+
+    async def listen(self) -> None:
+        """Refresh as soon as the store says a pointer moved (a cluster's pub/sub; a local
+        store says nothing and this returns at once)."""
+        if not self.served:
+            return
+        first = next(iter(self.served.values()))
+        async for _network in first.store.swaps():  # one channel for every network
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("could not load the weights just served")
 
     async def load_first(self, served: Served, pointer: Pointer) -> Network | None:
         """The network with the served weights, or — if they will not load — the version
@@ -165,10 +188,13 @@ class Models:
             if not version:
                 continue
             try:
-                candidates.append(served.store.weights_of(version))
+                candidates.append(await asyncio.to_thread(served.store.weights_of, version))
             except UnknownVersion:
                 log.error("%s: the weights of version %s are missing; trying the next",
                           served.cls.name, version)
+            except (StateError, Unavailable) as exc:  # a cluster's weights store is away
+                log.error("%s: cannot fetch version %s (%s); trying the next",
+                          served.cls.name, version, exc)
         candidates.append(served.cls.shipped_weights())
         loop = asyncio.get_running_loop()
         for weights in candidates:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 import time
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nn_server.core.config import KEEP_VERSIONS
-from nn_server.core.errors import Conflict, Missing
+from nn_server.core.errors import Conflict, Missing, Unavailable
 from nn_server.core.files import DATETIME_FORMAT, weights_version
 from nn_server.core.records import Source, VersionRecord
 from nn_server.store.status import TrainingStatus
@@ -37,6 +38,11 @@ class TrainingInProgress(Conflict):
 
 class StateError(RuntimeError):
     """The store is unusable (no weights to seed it with, unwritable, ...)."""
+
+
+class StoreUnavailable(Unavailable):
+    """The shared state (a cluster's Redis) does not answer: serving goes on with the
+    weights each worker has; what reads or changes the state waits until it is back."""
 
 
 class UnknownVersion(Missing):
@@ -55,6 +61,27 @@ class Pointer:
     accuracy: str | None
     datetime: str | None
     previous: str | None = None
+
+    def to_text(self) -> str:
+        # "weights" names the file for readers of a state directory (and older servers).
+        return json.dumps({"weights": f"{self.version}.params", "version": self.version,
+                           "accuracy": self.accuracy, "datetime": self.datetime,
+                           "previous": self.previous})
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> Pointer | None:
+        """The pointer ``text`` holds; None when it is not one a store wrote."""
+        try:
+            data = json.loads(text)
+            version, previous = data["version"], data.get("previous")
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(version, str) or not is_version(version):
+            return None  # not written by a store: as unreadable as broken JSON
+        accuracy, datetime = data.get("accuracy"), data.get("datetime")
+        return cls(version, accuracy if isinstance(accuracy, str) else None,
+                   datetime if isinstance(datetime, str) else None,
+                   previous if isinstance(previous, str) else None)
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,9 @@ class Lease(abc.ABC):
 
 class Store(abc.ABC):
     """One network's store; subclasses supply the primitives below."""
+
+    replica: str | None = None
+    """The replica this store's process runs on, where many share the state (a cluster)."""
 
     def __init__(self, network: str, keep: int = KEEP_VERSIONS) -> None:
         self.network = network
@@ -203,6 +233,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def scratch(self) -> Path:
         """A local directory where a trainer writes before its weights are kept."""
+
+    # -- hooks with a default -------------------------------------------------------------
+
+    def _holder_replica(self) -> str | None:
+        """The replica the lease holder runs on (None: this machine's store)."""
+        return None
+
+    def _died(self, written: TrainingStatus) -> str:
+        """Why a training that holds no lease any more failed."""
+        return trainer_died(written.pid)
+
+    async def swaps(self) -> AsyncIterator[str]:
+        """The networks whose pointer moved, as they move, where the backend can tell (a
+        cluster's pub/sub); without that, nothing, and workers poll the pointer."""
+        return
+        yield  # an async generator that ends at once
 
     # -- the rules: versions --------------------------------------------------------------
 
@@ -320,9 +366,9 @@ class Store(abc.ABC):
             # (its verdict lands before it lets go of the lease, so look once more).
             written = self.written_or_idle()
             if written.is_training:
-                return written.failed(trainer_died(written.pid), self._status_stamp())
+                return written.failed(self._died(written), self._status_stamp())
         if not written.is_training and holder:
-            return written.starting(holder, self._lease_stamp())
+            return written.starting(holder, self._lease_stamp(), self._holder_replica())
         return written
 
     def written_or_idle(self) -> TrainingStatus:

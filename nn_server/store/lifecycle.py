@@ -29,7 +29,7 @@ class TrainingLog:
                  ) -> None:
         self.store = store
         self.clock = clock
-        self.status = store.written_or_idle().starting(pid, now())
+        self.status = store.written_or_idle().starting(pid, now(), store.replica)
         self.written_at = 0.0
         self.flush()
 

@@ -133,14 +133,9 @@ class LocalStore(Store):
 
     def pointer(self) -> Pointer | None:
         try:
-            data = json.loads(self.pointer_path.read_text())
-            version, previous = data["version"], data.get("previous")
-        except (OSError, ValueError, KeyError, TypeError):
+            return Pointer.parse(self.pointer_path.read_text())
+        except OSError:
             return None
-        if not isinstance(version, str) or not is_version(version):
-            return None  # not written by a store: as unreadable as broken JSON
-        return Pointer(version, _text(data.get("accuracy")), _text(data.get("datetime")),
-                       previous if isinstance(previous, str) else None)
 
     def pointer_signature(self) -> tuple[int, int, int] | None:
         """One ``stat`` of ``current.json``: cheap enough to poll every few seconds."""
@@ -157,12 +152,7 @@ class LocalStore(Store):
         if pointer is None:
             self.pointer_path.unlink(missing_ok=True)
             return
-        write_atomic(self.pointer_path, json.dumps({
-            # "weights" names the file for readers of the directory (and older servers).
-            "weights": f"{pointer.version}.params", "version": pointer.version,
-            "accuracy": pointer.accuracy, "datetime": pointer.datetime,
-            "previous": pointer.previous,
-        }).encode())
+        write_atomic(self.pointer_path, pointer.to_text().encode())
 
     @contextlib.contextmanager
     def _moving_pointer(self) -> Iterator[None]:
@@ -244,10 +234,6 @@ def _stamp(path: Path) -> str:
         return time.strftime(DATETIME_FORMAT, time.localtime(path.stat().st_mtime))
     except OSError:
         return time.strftime(DATETIME_FORMAT)
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _mtime_ns(path: Path) -> int:

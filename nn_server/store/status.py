@@ -101,6 +101,8 @@ class TrainingStatus:
     """Why the last training failed (``state == "failed"``)."""
     pid: int | None = None
     """The trainer process, while one runs."""
+    replica: str | None = None
+    """The replica the trainer runs (or last ran) on, where replicas share the state."""
     started: str | None = None
     finished: str | None = None
     history: tuple[Epoch, ...] = ()
@@ -115,11 +117,12 @@ class TrainingStatus:
 
     # -- transitions --------------------------------------------------------------------
 
-    def starting(self, pid: int | None, now: str) -> TrainingStatus:
+    def starting(self, pid: int | None, now: str, replica: str | None = None
+                 ) -> TrainingStatus:
         """A trainer has been started (the last result stays until a new one replaces it)."""
         return dataclasses.replace(
             self, state="training", stage="starting", progress=None, error=None, pid=pid,
-            started=now, finished=None, history=(),
+            replica=replica, started=now, finished=None, history=(),
         )
 
     def staged(self, stage: str) -> TrainingStatus:
@@ -176,6 +179,7 @@ class TrainingStatus:
                 progress=None if progress is None else Progress.from_json(progress),
                 error=_text(data.get("error")),
                 pid=int(pid) if isinstance(pid, int) and not isinstance(pid, bool) else None,
+                replica=_text(data.get("replica")),
                 started=_text(data.get("started")), finished=_text(data.get("finished")),
                 history=tuple(
                     Epoch(int(e["epoch"]), float(e["loss"]), float(e["accuracy"]))

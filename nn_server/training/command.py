@@ -2,6 +2,7 @@
 ``TrainerCommand.argv`` and the trainer reads it back with ``TrainerCommand.parse``.
 
     python -m nn_server.training.trainer --network lenet --state-dir DIR --lease TOKEN
+        [--state-url redis://... [--weights-url URL] [--replica NAME]]
         [--data-dir DIR] [--epochs N] [--train-subset N] [--test-subset N]
         [--promote better|always] [--keep N]
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from nn_server.core.config import KEEP_VERSIONS
+from nn_server.core.locations import StoreLocation
 
 Promote = Literal["better", "always"]
 PROMOTE: tuple[Promote, ...] = ("better", "always")
@@ -37,6 +39,15 @@ class TrainerCommand:
     promote: Promote = "better"
     """Serve the result only if at least as accurate (``better``), or anyway."""
     keep: int = KEEP_VERSIONS
+    state_url: str | None = None
+    """A cluster's coordination state (``NN_STATE_URL``), with its weights store and the
+    name of this replica."""
+    weights_url: str | None = None
+    replica: str = ""
+
+    @property
+    def location(self) -> StoreLocation:
+        return StoreLocation(self.state_dir, self.state_url, self.weights_url, self.replica)
 
     def argv(self) -> list[str]:
         """The full command that starts the trainer process."""
@@ -45,7 +56,10 @@ class TrainerCommand:
                "--promote", self.promote, "--keep", str(self.keep)]
         for flag, value in (("--data-dir", self.data_dir), ("--epochs", self.epochs),
                             ("--train-subset", self.train_subset),
-                            ("--test-subset", self.test_subset)):
+                            ("--test-subset", self.test_subset),
+                            ("--state-url", self.state_url),
+                            ("--weights-url", self.weights_url),
+                            ("--replica", self.replica or None)):
             if value is not None:
                 cmd += [flag, str(value)]
         return cmd
@@ -67,4 +81,7 @@ class TrainerCommand:
                                  "or always")
         parser.add_argument("--keep", type=int, default=KEEP_VERSIONS,
                             help="versions to keep (the served one and its rollback stay)")
+        parser.add_argument("--state-url", default=None, help="a cluster's Redis")
+        parser.add_argument("--weights-url", default=None, help="a cluster's weights store")
+        parser.add_argument("--replica", default="", help="this replica's name")
         return cls(**vars(parser.parse_args(argv)))

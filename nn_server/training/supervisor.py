@@ -54,14 +54,15 @@ class Supervisor:
             data_dir=cfg.data_dir,
             epochs=request.epochs if request.epochs is not None else cfg.train_epochs,
             train_subset=cfg.train_subset, test_subset=cfg.test_subset,
-            promote=request.promote, keep=cfg.keep_versions,
+            promote=request.promote, keep=cfg.keep_versions, state_url=cfg.state_url,
+            weights_url=cfg.weights_url, replica=cfg.replica,
         )
 
     async def start(self, network: str, title: str,
                     request: TrainingRequest | None = None) -> int:
         """Start training ``network``; its pid. Raises ``TrainingInProgress`` (409)."""
         request = request or TrainingRequest()
-        store = open_store(self.config.state_dir, network, self.config.keep_versions)
+        store = open_store(self.config.location, network, self.config.keep_versions)
         lease = await self.take_lease(store)
         if lease is None:
             raise TrainingInProgress(

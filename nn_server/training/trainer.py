@@ -72,7 +72,7 @@ def on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     command = TrainerCommand.parse(argv, sorted(load_registry()))
-    store = open_store(command.state_dir, command.network, keep=command.keep)
+    store = open_store(command.location, command.network, keep=command.keep)
     lease = store.adopt_lease(command.lease)
     signal.signal(signal.SIGTERM, on_sigterm)
     # Say "training" before loading MXNet (a second or two), so that the status is right

@@ -98,7 +98,7 @@ def create_app(config: Config) -> App:
         )
         app.ctx.metrics = WorkerMetrics()
         app.ctx.models = Models(
-            app.ctx.networks, config.state_dir, config.max_batch, config.max_delay_ms,
+            app.ctx.networks, config.location, config.max_batch, config.max_delay_ms,
             config.batching,
             on_batch=app.ctx.metrics.observe_batch, runtime=config.runtime,
             precision=config.precision,
@@ -114,7 +114,8 @@ def create_app(config: Config) -> App:
 
     @app.after_server_start
     async def watch(app: App) -> None:
-        app.ctx.tasks = [asyncio.create_task(app.ctx.models.watch(config.reload_interval_s))]
+        app.ctx.tasks = [asyncio.create_task(app.ctx.models.watch(config.reload_interval_s)),
+                         asyncio.create_task(app.ctx.models.listen())]
         if hasattr(app, "multiplexer"):  # a production worker: it has a main process
             app.ctx.tasks.append(asyncio.create_task(watch_parent(app.multiplexer.state._state)))
 

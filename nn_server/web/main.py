@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         from nn_server.web.workers import hold_shutdown_signals
 
         hold_shutdown_signals()  # from here a stop waits for the workers to start
-    print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, state in "
-          f"{config.state_dir})", flush=True)
+    print(f"Serving on {'https' if ssl else 'http'}://{shown}:{port} ({mode}, "
+          f"{config.location.describe()})", flush=True)
 
     settings: dict[str, Any] = {
         "sock": sock, "ssl": ssl, "debug": launch.dev, "motd": False,
@@ -178,7 +178,7 @@ def prepare_state(config: Config) -> int:
     answers 503 until trained). An exit status: 0, or EXIT_START with the reason printed."""
     from nn_server.networks import load_registry
     from nn_server.store import open_store
-    from nn_server.store.base import StateError
+    from nn_server.store.base import StateError, StoreUnavailable
 
     if config.runtime == "onnx":
         try:  # here, in the child, so the main process never loads it
@@ -188,10 +188,15 @@ def prepare_state(config: Config) -> int:
             return fail(f"NN_RUNTIME=onnx (the default) needs ONNX Runtime ({exc}): run "
                         "./install.sh again, or pip install onnxruntime; NN_RUNTIME=mxnet "
                         "serves with MXNet instead", EXIT_START)
+    location = config.location
     try:
+        if location.clustered:  # one clear line now, not 503s from every worker later
+            from nn_server.store.cluster import ClusterStore
+
+            ClusterStore(location, "-").check()
         for name, cls in load_registry(config.extra_networks).items():
             weights = config.seed_for(name, cls.shipped_weights())
-            state = open_store(config.state_dir, name, keep=config.keep_versions)
+            state = open_store(location, name, keep=config.keep_versions)
             repaired = state.recover(cls.shipped_weights())
             if repaired:
                 print(f"nn_server: warning: {cls.title}: {repaired}", file=sys.stderr,
@@ -201,8 +206,9 @@ def prepare_state(config: Config) -> int:
                 print(f"nn_server: warning: {cls.title} has no weights ({weights} does not "
                       f"exist): /{name}/classify answers 503 until it is trained",
                       file=sys.stderr, flush=True)
-    except (StateError, OSError) as exc:
-        return fail(f"state directory {config.state_dir}: {exc}", EXIT_START)
+    except (StateError, StoreUnavailable, OSError) as exc:
+        return fail(f"{location.describe()}: {exc}" if not location.clustered else str(exc),
+                    EXIT_START)
     return 0
 
 

@@ -52,7 +52,7 @@ REPORTED_ERRORS = 5
 
 def inference_blueprint(config: Config, networks: Registry) -> Blueprint:
     bp = Blueprint("inference")
-    stores = {name: open_store(config.state_dir, name) for name in networks}
+    stores = {name: open_store(config.location, name) for name in networks}
     metadata = {"name": SERVER_NAME, "version": __version__, "extensions": list(oip.EXTENSIONS)}
 
     def network_of(model: str) -> type[Network]:

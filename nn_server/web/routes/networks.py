@@ -27,7 +27,7 @@ SHIPPED_KEYS = ("accuracy", "datetime", "epochs", "duration_s", "weights_version
 
 def networks_blueprint(config: Config, networks: Registry) -> Blueprint:
     bp = Blueprint("networks")
-    stores = {name: open_store(config.state_dir, name) for name in networks}
+    stores = {name: open_store(config.location, name) for name in networks}
     described = {name: about_network(cls) for name, cls in networks.items()}
     listed = [{"name": cls.name, "title": cls.title, "url": f"/{cls.name}"}
               for cls in networks.values()]

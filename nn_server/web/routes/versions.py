@@ -32,7 +32,7 @@ class ExportFailed(ApiError):
 
 def versions_blueprint(config: Config, networks: Registry) -> Blueprint:
     bp = Blueprint("versions")
-    stores = {name: open_store(config.state_dir, name, keep=config.keep_versions)
+    stores = {name: open_store(config.location, name, keep=config.keep_versions)
               for name in networks}
     exports: dict[tuple[str, str], asyncio.Lock] = {}
 
