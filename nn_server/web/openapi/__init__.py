@@ -152,9 +152,9 @@ def document(networks: Iterable[type[Network]]) -> dict[str, Any]:
             "responses": {"200": ok("The process answers", {"type": "object"}), **WRONG_HOST},
         }},
         "/ready": {"get": {
-            "summary": "Readiness: this worker has weights loaded",
+            "summary": "Readiness: this worker has weights loaded", "security": [],
             "responses": {"200": ok("Ready", {"type": "object"}),
-                          "503": error("Weights are still loading"), **COMMON_ERRORS},
+                          "503": error("Weights are still loading"), **WRONG_HOST},
         }},
         "/metrics": {"get": {
             "summary": "Prometheus metrics, summed over every worker",

@@ -1,5 +1,5 @@
-"""``GET /health`` (liveness, no auth), ``GET /ready`` (every network has weights loaded;
-each one's readiness is listed) and ``GET /openapi.json`` (the API's description, no auth)."""
+"""``GET /health`` (liveness), ``GET /ready`` (every network has weights loaded; each one's
+readiness is listed) and ``GET /openapi.json`` (the API's description), all without auth."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from nn_server.web.routes import inference
 from nn_server.web.routes.verbs import read
 from nn_server.web.workers import census
 
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", *inference.PUBLIC_PATHS})
-"""Paths the auth middleware lets through without credentials (with the Open Inference
-Protocol's probes, ``/v2/health/live`` and ``/v2/health/ready``)."""
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/openapi.json", *inference.PUBLIC_PATHS})
+"""Paths the auth middleware lets through without credentials: the probes a load balancer
+or Kubernetes sends (``/health``, ``/ready``, and the Open Inference Protocol's
+``/v2/health/live`` and ``/v2/health/ready``) and the API's description."""
 
 
 def health_blueprint(networks: Registry) -> Blueprint:
