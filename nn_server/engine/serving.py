@@ -146,17 +146,16 @@ class Models:
     async def refresh(self) -> None:
         """Load any network whose pointer moved since the last look. Networks are
         independent: one that cannot load keeps its old weights (or stays unready) and is
-        tried again when its pointer next moves, while the others go on. The store is read
-        on a thread: a cluster's store may wait on the network."""
+        tried again when its pointer next moves, while the others go on."""
         async with self.refreshing:
             for name, served in self.served.items():
                 await self.refresh_one(name, served)
 
     async def refresh_one(self, name: str, served: Served) -> None:
-        signature = await asyncio.to_thread(served.store.pointer_signature)
+        signature = served.store.pointer_signature()
         if signature is None or signature == served.signature:
             return
-        pointer = await asyncio.to_thread(served.store.pointer)
+        pointer = served.store.pointer()
         served.signature = signature
         if pointer is None:
             return
@@ -188,7 +187,7 @@ class Models:
             if not version:
                 continue
             try:
-                candidates.append(await asyncio.to_thread(served.store.weights_of, version))
+                candidates.append(served.store.weights_of(version))
             except UnknownVersion:
                 log.error("%s: the weights of version %s are missing; trying the next",
                           served.cls.name, version)

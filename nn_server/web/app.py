@@ -114,8 +114,9 @@ def create_app(config: Config) -> App:
 
     @app.after_server_start
     async def watch(app: App) -> None:
-        app.ctx.tasks = [asyncio.create_task(app.ctx.models.watch(config.reload_interval_s)),
-                         asyncio.create_task(app.ctx.models.listen())]
+        app.ctx.tasks = [asyncio.create_task(app.ctx.models.watch(config.reload_interval_s))]
+        if config.state_url is not None:  # a cluster: hear each swap at once
+            app.ctx.tasks.append(asyncio.create_task(app.ctx.models.listen()))
         if hasattr(app, "multiplexer"):  # a production worker: it has a main process
             app.ctx.tasks.append(asyncio.create_task(watch_parent(app.multiplexer.state._state)))
 

@@ -95,7 +95,7 @@ async def test_401_with_bad_credentials(server: LiveServer, http, header) -> Non
 async def test_401_on_every_seed_route(server: LiveServer, http) -> None:
     for method, path in [("GET", "/list_nn"), ("GET", "/lenet/about"), ("GET", "/lenet/train"),
                          ("GET", "/lenet/train/status"), ("POST", "/lenet/classify"),
-                         ("GET", "/ready")]:
+                         ("GET", "/metrics")]:
         status, body, _ = await call(http, server, method, path, auth=False)
         assert_error(status, body, 401)
 
