@@ -5,7 +5,7 @@ the lease's expiry and fencing, the pub/sub of swaps, and refusing bad locations
 from __future__ import annotations
 
 import asyncio
-import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,7 +76,9 @@ def test_a_lease_not_renewed_expires_and_reads_as_a_dead_trainer(
     status = two.status()
     assert (status.state, status.pid, status.replica) == ("training", 4242, "r1")
     lease.close()  # the replica dies: nobody renews
-    asyncio.run(asyncio.sleep(0.5))
+    deadline = time.monotonic() + 10
+    while two.lease_holder() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
     status = two.status()
     assert status.state == "failed"
     assert "pid 4242 on replica r1" in (status.error or "") and "lease" in (status.error or "")
@@ -112,7 +114,11 @@ def test_every_replica_hears_a_swap_at_once(redis_live: RedisServer, tmp_path: P
     async def hear() -> str:
         swaps = two.swaps()
         listening = asyncio.ensure_future(anext(swaps))
-        await asyncio.sleep(0.3)  # subscribed
+        watcher = redis.Redis.from_url(redis_live.url)
+        deadline = time.monotonic() + 10
+        while not dict(watcher.pubsub_numsub(cluster.SWAPS)).get(cluster.SWAPS.encode()):
+            assert time.monotonic() < deadline, "never subscribed"
+            await asyncio.sleep(0.02)
         await asyncio.to_thread(one.serve, second)
         heard = await asyncio.wait_for(listening, 5)
         await swaps.aclose()
@@ -148,4 +154,3 @@ def test_an_unreachable_redis_or_bucket_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="cannot reach Redis") as raised:
         store.check()
     assert "\n" not in str(raised.value)
-    os.environ.pop("AWS_ENDPOINT_URL", None)

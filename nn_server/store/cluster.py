@@ -148,19 +148,17 @@ class Redis:
 
     def call(self, command: str, *args: Any, **kwargs: Any) -> Any:
         """``command`` on Redis; raises ``StoreUnavailable`` when it does not answer."""
-        if time.monotonic() < self.down_until:
-            raise self.unavailable()
-        try:
-            return getattr(self.client, command)(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            self.down_until = time.monotonic() + DOWN_S
-            raise self.unavailable(exc) from None
+        return self._guarded(getattr(self.client, command), *args, **kwargs)
 
     def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """One of the Lua scripts above, likewise."""
+        return self._guarded(self.scripts[name], keys=keys, args=args)
+
+    def _guarded(self, action: Any, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() < self.down_until:
             raise self.unavailable()
         try:
-            return self.scripts[name](keys=keys, args=args)
+            return action(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self.down_until = time.monotonic() + DOWN_S
             raise self.unavailable(exc) from None
