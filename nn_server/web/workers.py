@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import signal
 import threading
@@ -182,7 +183,10 @@ def stop_once_started(manager: Any, signum: int) -> None:
 
 async def watch_parent(worker_state: Any) -> None:
     """In a worker: when the main process dies, stop the manager's process and exit."""
-    parent = os.getppid()
+    # The pid the main process had when it started this worker, not getppid() now: the
+    # main process may be gone already (then getppid() names whoever adopted the orphan).
+    spawner = multiprocessing.parent_process()
+    parent = spawner.pid if spawner is not None and spawner.pid else os.getppid()
     while os.getppid() == parent:
         await asyncio.sleep(PARENT_POLL_S)
     log.error("the server's main process (pid %d) is gone; this worker stops", parent)
