@@ -173,6 +173,21 @@ def test_a_failure_is_recorded_for_a_trainer_that_could_not(store: Store) -> Non
     assert status.state == "failed" and "SIGKILL" in (status.error or "")
 
 
+def test_a_training_after_one_that_died_shows_the_new_trainer(store: Store) -> None:
+    TrainingLog(store, pid=77)  # then it dies without a word, and its lease goes
+    assert store.status().state == "failed"
+    lease = store.try_lease()  # the next training (in a cluster, maybe on another replica)
+    assert lease is not None
+    lease.name(4242)
+    try:
+        status = store.status()
+        assert (status.state, status.stage, status.pid) == ("training", "starting", 4242)
+        assert status.replica == store.replica
+    finally:
+        lease.release()
+        lease.close()
+
+
 def test_records_keep_what_they_do_not_know(tmp_path: Path) -> None:
     path = tmp_path / "w.params"
     path.with_suffix(".json").write_text(json.dumps(

@@ -358,7 +358,7 @@ class Store(abc.ABC):
         """The status to report, derived without writing anything: as written (or, before
         any training, one describing the served weights), except that a trainer that died
         without a verdict is reported as failed, and one that has been started but has not
-        written yet as starting."""
+        written yet as starting (also where what is written is a trainer that died)."""
         written = self.written_or_idle()
         holder = self.lease_holder()
         if written.is_training and holder is None:
@@ -369,6 +369,12 @@ class Store(abc.ABC):
                 return written.failed(self._died(written), self._status_stamp())
         if not written.is_training and holder:
             return written.starting(holder, self._lease_stamp(), self._holder_replica())
+        replica = self._holder_replica()
+        if written.is_training and holder is not None \
+                and (holder, replica) != (written.pid, written.replica):
+            # What is written is a trainer that died; the lease is a new one's, which has
+            # not written yet (in a cluster, on another replica).
+            return written.starting(holder or None, self._lease_stamp(), replica)
         return written
 
     def written_or_idle(self) -> TrainingStatus:
