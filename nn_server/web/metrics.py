@@ -13,6 +13,9 @@ is called for it, as the library documents.
     nn_batch_size{network}                      histogram  images per forward pass
     nn_weights_info{network,version}            gauge      the weights this worker serves
     nn_training{network}                        gauge      1 while the network trains
+                                                           (absent while unknown)
+    nn_state_up                                 gauge      1 while the state (a cluster's
+                                                           Redis) answers, else 0
     nn_workers{state="expected"|"live"}         gauge      worker processes
     nn_worker_restarts_total                    counter    dead workers replaced
 """
@@ -75,8 +78,11 @@ class WorkerMetrics:
 class ServerGauges(Collector):
     """What the server is now, read at scrape time by the worker that answers."""
 
-    def __init__(self, weights: Mapping[str, str | None], training: Mapping[str, bool],
-                 workers: tuple[int, int, int] | None) -> None:
+    def __init__(self, weights: Mapping[str, str | None],
+                 training: Mapping[str, bool | None], workers: tuple[int, int, int] | None,
+                 ) -> None:
+        """``training``: per network, whether it trains; None where the state does not
+        answer (a cluster's Redis is away), so the rest of a scrape still gets out."""
         self.weights, self.training, self.workers = weights, training, workers
 
     def collect(self) -> Iterator[Metric]:
@@ -89,8 +95,11 @@ class ServerGauges(Collector):
         training = GaugeMetricFamily("nn_training", "1 while the network trains, else 0.",
                                      labels=["network"])
         for network, busy in self.training.items():
-            training.add_metric([network], int(busy))
+            if busy is not None:
+                training.add_metric([network], int(busy))
         yield training
+        yield GaugeMetricFamily("nn_state_up", "1 while the training state answers, else 0.",
+                                value=int(None not in self.training.values()))
         if self.workers is not None:
             expected, live, restarts = self.workers
             workers = GaugeMetricFamily("nn_workers", "Worker processes, expected and live.",

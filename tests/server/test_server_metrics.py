@@ -90,6 +90,7 @@ async def test_metrics_sum_every_worker(two_workers: LiveServer,
     assert value(found, "nn_batch_size_count", network="lenet") >= 1
     assert value(found, "nn_batch_size_sum", network="lenet") == sent
     assert value(found, "nn_training", network="lenet") == 0
+    assert value(found, "nn_state_up") == 1
     assert any(name == "nn_weights_info" and len(dict(labels)["version"]) == 12
                for name, labels in found)
     assert value(found, "nn_workers", state="expected") == 2

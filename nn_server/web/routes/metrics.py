@@ -6,6 +6,8 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
 from nn_server.engine.serving import Models
+from nn_server.store import Store
+from nn_server.store.base import StoreUnavailable
 from nn_server.web.metrics import CONTENT_TYPE, ServerGauges, render
 from nn_server.web.routes.verbs import read
 from nn_server.web.workers import census
@@ -26,9 +28,17 @@ def metrics_blueprint() -> Blueprint:
             workers = (count.expected, count.live, count.restarts)
         gauges = ServerGauges(
             models.versions(),
-            {name: s.store.is_training() for name, s in models.served.items()},
+            {name: training(s.store) for name, s in models.served.items()},
             workers,
         )
         return raw(render(gauges), content_type=CONTENT_TYPE)
 
     return bp
+
+
+def training(store: Store) -> bool | None:
+    """Whether the network trains; None while the state does not answer."""
+    try:
+        return store.is_training()
+    except StoreUnavailable:
+        return None
