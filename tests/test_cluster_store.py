@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.services import RedisServer, redis_server
 from nn_server.core.config import Config, ConfigError
 from nn_server.core.locations import StoreLocation
 from nn_server.store import cluster
 from nn_server.store.base import StateError, StoreUnavailable
 from nn_server.store.cluster import ClusterStore
 from nn_server.store.lifecycle import TrainingLog
-from tests.services import RedisServer, redis_server
 from tests.test_store import made
 
 
@@ -147,7 +147,7 @@ def test_a_wrong_location_is_refused_in_one_line(environ: dict[str, str], words:
 
 
 def test_an_unreachable_redis_or_bucket_is_one_line(tmp_path: Path) -> None:
-    from tests.services import free_port
+    from bench.services import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     store = ClusterStore(StoreLocation(tmp_path, url, f"file://{tmp_path}/w", "r"), "lenet")

@@ -26,9 +26,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from bench import nginx as deploy_nginx
+from bench.nginx import Directive, matching, parse, render, start_nginx, walk
+from bench.services import free_port
 from nn_server.core.config import MB, Config
-from tests import deploy_nginx
-from tests.deploy_nginx import Directive, matching, parse, render, start_nginx, walk
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -255,7 +256,7 @@ needs_nginx = pytest.mark.skipif(deploy_nginx.nginx_binary() is None,
 
 
 def rendered(tmp_path: Path, upstreams: list[str] | None = None) -> str:
-    return render((DEPLOY / "nginx.conf").read_text(), listen=deploy_nginx.free_port(),
+    return render((DEPLOY / "nginx.conf").read_text(), listen=free_port(),
                   upstreams=upstreams or ["127.0.0.1:5001", "127.0.0.1:5002"],
                   workdir=tmp_path)
 
@@ -410,7 +411,7 @@ def post(port: int, path: str, host: str | None = None, method: str = "POST") ->
 @needs_nginx
 def test_nginx_retries_classify_and_never_training(tmp_path: Path) -> None:
     dropper, alive = Backend(drops=True), Backend()
-    listen = deploy_nginx.free_port()
+    listen = free_port()
     with serving(dropper) as dropping, serving(alive) as answering, start_nginx(
             listen, [f"127.0.0.1:{dropping}", f"127.0.0.1:{answering}"],
             tmp_path / "nginx") as workdir:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.services import redis_server, s3_server
 from nn_server.core.files import weights_version
 from nn_server.core.locations import StoreLocation
 from nn_server.core.records import VersionRecord
@@ -24,7 +25,6 @@ from nn_server.store.lifecycle import STATUS_INTERVAL_S, TrainingLog, record_fai
 from nn_server.store.local import LocalStore
 from nn_server.store.status import Progress
 from nn_server.training.command import TrainerCommand
-from tests.services import redis_server, s3_server
 
 BACKENDS = ("local", "redis+directory", "redis+s3")
 BUCKET = "nn-server-tests"

@@ -24,11 +24,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.nginx import start_nginx
+from bench.services import RedisServer, free_port, redis_server, s3_server
 from nn_server.store.cluster import LEASE_S
 from tests.conftest import LiveServer, basic_auth, start_server
-from tests.deploy_nginx import start_nginx
 from tests.server.conftest import IMAGES, b64, call, wait_for
-from tests.services import RedisServer, free_port, redis_server, s3_server
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
-"""Real services for the cluster's tests, started on free loopback ports: Debian's
-``redis-server`` (no persistence: a restart is empty, as after a crash without a disk) and
-moto's S3 server (``moto_server``, from ``moto[server]``)."""
+"""Real services for the cluster's tests and benchmark, started on free loopback ports:
+Debian's ``redis-server`` (no persistence: a restart is empty, as after a crash without a
+disk) and moto's S3 server (``moto_server``, from ``moto[server]``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""deploy/nginx.conf, made runnable on loopback by a user who is not root, for the tests.
+"""deploy/nginx.conf, made runnable on loopback by a user who is not root, for the tests and
+the cluster benchmark (``python -m bench cluster``).
 
 ``render`` reads the configuration into a tree (``parse``: directives, their arguments and
 blocks, comments dropped), rewrites what a test run needs and writes it back out:
@@ -273,14 +274,6 @@ def write_conf(listen: int, upstreams: list[str], workdir: Path) -> Path:
     path.write_text(render(CONF.read_text(), listen=listen, upstreams=upstreams,
                            workdir=workdir))
     return path
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _accepts(port: int) -> bool:
