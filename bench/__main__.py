@@ -4,6 +4,8 @@
 worker (``bench/soak.py``). ``python -m bench proxies``: LeNet's accuracy on handwriting
 and camera proxies made from MNIST's test digits (``bench/proxies.py``), and on
 other writers' digits drawn from handwriting fonts and strokes (``bench/writers.py``).
+``python -m bench cluster``: requests/s through nginx in front of 1, 2 and 3 replicas
+sharing Redis and a weights directory, and the swap lag (``bench/cluster.py``).
 
 Prints one table: the in-process ceiling, closed-loop points at each concurrency, and a
 256-image batch request; with server CPU (cores busy) and RSS (all processes).
@@ -92,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.soak import main as soak
 
         return soak(argv[1:])
+    if argv[:1] == ["cluster"]:
+        from bench.cluster import main as cluster
+
+        return cluster(argv[1:])
     if argv[:1] == ["proxies"]:
         from bench.proxies import main as proxies
 

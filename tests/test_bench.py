@@ -26,3 +26,20 @@ def test_bench_smoke_runs_every_stage(tmp_path: Path) -> None:
     assert [p["concurrency"] for p in figures["points"]] == [1, 8]
     assert all(p["errors"] == 0 and p["requests"] > 0 for p in figures["points"])
     assert figures["batch_256"]["images_per_s"] > 0 and figures["idle_rss_mb"] > 0
+
+
+def test_cluster_bench_smoke_loads_through_nginx_and_times_swaps(tmp_path: Path) -> None:
+    out = tmp_path / "cluster.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "cluster", "--smoke", "--tool", "asyncio",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 replicas behind nginx" in run.stdout and "swap lag" in run.stdout
+    figures = json.loads(out.read_text())
+    assert [(p["replicas"], p["nginx"]) for p in figures["load"]] == [
+        (1, False), (1, True), (2, True)]
+    assert all(p["errors"] == 0 and p["requests"] > 0 for p in figures["load"])
+    assert len(figures["swap_lag_s"]) == 2
+    assert all(len(lags) == 2 and 0 < max(lags) < 10 for lags in figures["swap_lag_s"])
