@@ -25,6 +25,7 @@ from nn_sdk import (
     NetworkSummary,
     TrainingStarted,
     TrainingStatus,
+    Version,
     Versions,
 )
 
@@ -55,7 +56,8 @@ def render(outcome: Outcome, *, color: bool) -> RenderableType:
 def render_versions(versions: Versions) -> RenderableType:
     """The versions, newest first, the served one marked."""
     table = Table(title=f"Versions of {versions.network}", title_justify="left")
-    for column in ("#", "", "version", "accuracy", "trained", "epochs", "source", "note"):
+    for column in ("#", "", "version", "accuracy", "runs", "trained", "epochs", "source",
+                   "note"):
         table.add_column(column, justify="right" if column in ("#", "epochs") else "left")
     for number, v in enumerate(versions.versions, 1):
         note = "served" if v.served else "rollback" if v.version == versions.previous else ""
@@ -64,11 +66,19 @@ def render_versions(versions: Versions) -> RenderableType:
         table.add_row(
             str(number), Text("▶", style="bold green") if v.served else "",
             Text(v.version, style="bold green" if v.served else ""),
-            "—" if v.accuracy is None else f"{v.accuracy:.2f} %",
+            accuracies(v), v.precision,
             "—" if v.datetime is None else f"{v.datetime:%Y-%m-%d %H:%M}",
             "—" if v.epochs is None else str(v.epochs), v.source or "", note,
         )
     return table
+
+
+def accuracies(v: Version) -> str:
+    """``99.55 % float, 99.54 % int8``: each precision measured (the training's one figure
+    for a version never measured)."""
+    if v.accuracies:
+        return ", ".join(f"{a:.2f} % {p}" for p, a in v.accuracies.items())
+    return "—" if v.accuracy is None else f"{v.accuracy:.2f} %"
 
 
 def render_networks(networks: Sequence[NetworkSummary]) -> RenderableType:

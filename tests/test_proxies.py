@@ -32,7 +32,7 @@ DIGIT_FLOOR = 0.9
 @pytest.fixture(scope="module", params=["float", "int8"])
 def report(request: pytest.FixtureRequest) -> proxies.Report:
     # The weights in float (MXNet, as trained) and as the server runs them by default
-    # (ONNX Runtime, int8: nn_server.networks.quantize).
+    # (ONNX Runtime, int8: nn_server.networks.precision).
     if request.param == "float":
         net = LeNet()
         net.initialize()

@@ -102,6 +102,26 @@ def test_pruning_never_drops_the_served_version_or_its_rollback(store: Store,
     assert len(kept) == 4, "beside the two newest"
 
 
+def test_a_version_keeps_its_exports_and_its_measured_precision(store: Store,
+                                                               tmp_path: Path) -> None:
+    weights = made(tmp_path, 1)
+    VersionRecord.read(weights).measured({"float": "99.55", "int8": "99.54"}, "int8") \
+        .write(weights)
+    weights.with_suffix(".onnx").write_bytes(b"float model")
+    weights.with_suffix(".int8.onnx").write_bytes(b"int8 model")
+    version = store.install(weights).version
+    kept = store.weights_of(version)
+    assert kept.with_suffix(".onnx").read_bytes() == b"float model"
+    assert kept.with_suffix(".int8.onnx").read_bytes() == b"int8 model"
+    [listed] = store.versions()
+    assert (listed.accuracies, listed.precision) == ({"float": "99.55", "int8": "99.54"},
+                                                     "int8")
+    unmeasured = store.install(made(tmp_path, 2, "98.70")).version
+    [newest, _] = store.versions()
+    assert (newest.version, newest.accuracies, newest.precision) == (
+        unmeasured, {"float": "98.70"}, "float")
+
+
 def test_unknown_and_damaged_versions_are_refused(store: Store, tmp_path: Path) -> None:
     version = store.install(made(tmp_path, 1), "shipped").version
     with pytest.raises(UnknownVersion):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from nn_server.core.addresses import ANY, host_name, parse_networks
 from nn_server.core.locations import LocationError, StoreLocation, parse_locations
+from nn_server.core.records import PRECISIONS
 
 MB = 1024 * 1024
 KEEP_VERSIONS = 5
 RUNTIMES = ("onnx", "mxnet")
-PRECISIONS = ("int8", "float")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's multi-process folder; it must be set before the library is imported."""
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -87,8 +87,9 @@ class Config:
     """What runs the workers' forward passes (``NN_RUNTIME``): ``onnx``, ONNX Runtime on the
     versions' ONNX exports (no MXNet in the workers), or ``mxnet`` (say for a GPU)."""
     precision: str = "int8"
-    """How ONNX Runtime computes (``NN_PRECISION``): ``int8`` for the networks whose graph
-    ``nn_server.networks.quantize`` covers (LeNet), float for the others; ``float`` everywhere."""
+    """How ONNX Runtime computes (``NN_PRECISION``): ``int8`` for each version whose int8
+    form measured within 0.1 points of float (``nn_server.networks.precision``), float for
+    the others; ``float`` everywhere."""
     access_log: bool = True
     """One line per request on stdout: client, request line, status, size (``NN_ACCESS_LOG``)."""
     localaddr: str | None = None

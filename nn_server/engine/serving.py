@@ -31,10 +31,12 @@ import cv2
 from nn_server.core.errors import Unavailable
 from nn_server.core.files import weights_version
 from nn_server.core.locations import StoreLocation
+from nn_server.core.records import VersionRecord
 from nn_server.engine.batching import BatcherClosed, BatchStats, MicroBatcher
 from nn_server.networks import Network, Prediction, Registry
 from nn_server.networks.export import export_in_process
 from nn_server.networks.images import ImageError
+from nn_server.networks.precision import int8_of
 from nn_server.store import Store, open_store
 from nn_server.store.base import Pointer, StateError, UnknownVersion
 
@@ -248,19 +250,26 @@ class Models:
             self.inference.shutdown(wait=False, cancel_futures=True)
 
 
-def served_precision(cls: type[Network], runtime: str, precision: str) -> str:
-    """How workers with this runtime and ``NN_PRECISION`` compute ``cls``'s answers:
-    ``int8`` only in ONNX Runtime and for a network that has an int8 form."""
-    return "int8" if runtime == "onnx" and precision == "int8" and cls.int8 else "float"
+def served_precision(record: VersionRecord, runtime: str, precision: str) -> str:
+    """How workers with this runtime and ``NN_PRECISION`` compute the version ``record``
+    describes: ``int8`` only in ONNX Runtime, and only where its int8 form was measured as
+    good (the record says ``"precision": "int8"``)."""
+    return "int8" if runtime == "onnx" and precision == "int8" \
+        and record.precision == "int8" else "float"
 
 
 def load(cls: type[Network], weights: Path, runtime: str, precision: str = "float") -> Network:
-    """``cls`` with ``weights``, in ONNX Runtime (their export beside them, in int8 where it
-    can be) or MXNet."""
+    """``cls`` with ``weights``, in ONNX Runtime (their export beside them, or its int8 form
+    where the version's record says so) or MXNet."""
     network = cls()
     if runtime == "onnx":
-        network.load_onnx(weights.with_suffix(".onnx"), weights_version(weights),
-                          int8=served_precision(cls, runtime, precision) == "int8")
+        computes = served_precision(VersionRecord.read(weights), runtime, precision)
+        model = int8_of(weights) if computes == "int8" else weights.with_suffix(".onnx")
+        if not model.is_file():  # an int8 model lost or never copied: float is as good
+            log.warning("%s: %s is missing; serving %s in float", cls.name, model.name,
+                        weights_version(weights))
+            computes, model = "float", weights.with_suffix(".onnx")
+        network.load_onnx(model, weights_version(weights), computes)
     else:
         network.initialize(weights)
     return network

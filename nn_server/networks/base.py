@@ -114,10 +114,6 @@ class Network(ABC):
     file names start with the label's index (``7_pen.jpg``, ``4_coat.jpg``)."""
     label_key: ClassVar[str | None] = None
     """A second key the answers repeat the label under (LeNet: the original ``"number"``)."""
-    int8: ClassVar[bool] = False
-    """Whether ONNX Runtime serves it quantized (``NN_PRECISION=int8``): its graph is a
-    chain ``nn_server.networks.quantize`` covers, and int8 answers as well as float on its
-    test set."""
     mean: ClassVar[float] = 0.0
     std: ClassVar[float] = 1.0
     """The training images' pixel statistics (after scaling to 0..1), for ``normalize``."""
@@ -130,7 +126,7 @@ class Network(ABC):
         """An ONNX Runtime session, after ``load_onnx`` (how the server serves by default)."""
         self.version: str | None = None
         self.precision = "float"
-        """How the forward pass computes: ``int8`` (a quantized ONNX session) or ``float``."""
+        """How the forward pass computes: ``int8`` (a quantized ONNX model) or ``float``."""
         self._nd: Any = None  # mxnet.nd, once initialize() has loaded MXNet
 
     @property
@@ -195,32 +191,12 @@ class Network(ABC):
         self.version = weights_version(path)
         self.infer(np.zeros((1, *self.input_shape), np.uint8))
 
-    def load_onnx(self, model: Path, version: str, *, int8: bool = False) -> None:
-        """Serve from ``model``, the version's ONNX export, with ONNX Runtime on one thread:
-        no MXNet in the process (a tenth of its memory, and far less per call). ``int8``:
-        run it quantized (``nn_server.networks.quantize``) if its graph allows, else in float
-        (``nn_server.engine.serving.served_precision`` says which networks are asked to)."""
-        import onnxruntime as ort
-
-        graph = model.read_bytes()
-        self.precision = "float"
-        if int8:
-            from nn_server.networks.quantize import NotQuantizable, quantize
-
-            try:
-                graph, self.precision = quantize(graph), "int8"
-            except NotQuantizable as exc:
-                log.warning("%s serves in float: %s", self.title, exc)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only: no notes about the graph it optimises
-        # Left on, this pass moves each uint8 conversion above the max-pooling before it,
-        # where ONNX Runtime pools uint8 in NCHW: 35 µs a digit instead of 2.
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=["QDQPropagationTransformer"])
+    def load_onnx(self, model: Path, version: str, precision: str = "float") -> None:
+        """Serve from ``model``, the version's ONNX export (``precision``: ``float``) or its
+        int8 form (``int8``, ``nn_server.networks.precision``), with ONNX Runtime on one
+        thread: no MXNet in the process (a tenth of its memory, and far less per call)."""
+        self.session = onnx_session(model.read_bytes())
+        self.precision = precision
         self.version = version
         self.infer(np.zeros((1, *self.input_shape), np.uint8))
 
@@ -277,3 +253,20 @@ class Network(ABC):
                 results.append(UnreadableImage(f"image could not be read ({exc})"))
         predictions = iter(self.postprocess(self.infer(np.stack(good))) if good else [])
         return [next(predictions) if r is None else r for r in results]
+
+
+def onnx_session(model: bytes) -> Any:
+    """An ONNX Runtime session for ``model`` as the workers run it: one thread, every graph
+    optimisation but one."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: no notes about the graph it optimises
+    # Left on, this pass moves each uint8 conversion above the max-pooling before it,
+    # where ONNX Runtime pools uint8 in NCHW: 35 µs a digit instead of 2.
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=["QDQPropagationTransformer"])

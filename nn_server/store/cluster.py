@@ -2,7 +2,7 @@
 the weights in an objects store (``nn_server.store.objects``: a shared directory or S3).
 
     Redis (NN_STATE_URL)                     the objects store (NN_WEIGHTS_URL)
-    nn:<net>:lease         the training      <net>/weights/<v>.params|.json|.onnx
+    nn:<net>:lease         the training      <net>/weights/<v>.params|.json|.onnx|.int8.onnx
                            lease (SET NX PX)                 immutable, written once
     nn:<net>:status        the status        <net>/current.json  the served pointer,
     nn:<net>:pointer       the served pointer                    durable
@@ -55,7 +55,7 @@ from nn_server.store.base import (
     UnknownVersion,
     is_version,
 )
-from nn_server.store.local import SUFFIXES, FileLease, LocalStore
+from nn_server.store.local import EXPORTS, SUFFIXES, FileLease, LocalStore
 from nn_server.store.objects import Objects, open_objects
 from nn_server.store.status import TrainingStatus
 
@@ -286,8 +286,8 @@ class ClusterStore(Store):
         cached = self.cache / f"{version}.params"
         if cached.is_file():  # objects are immutable: a cached copy is never stale
             return cached
-        # The record and the export first: a complete .params means all is here.
-        for suffix in (".json", ".onnx"):
+        # The record and the exports first: a complete .params means all is here.
+        for suffix in (".json", *EXPORTS):
             self.objects.download(self.object_key(version, suffix),
                                   cached.with_suffix(suffix))
         if not self.objects.download(key, cached):
@@ -298,8 +298,8 @@ class ClusterStore(Store):
         return self.weights_of(version).with_suffix(".onnx")
 
     def _put(self, version: str, weights: Path, record: VersionRecord) -> None:
-        for suffix, path in ((".params", weights), (".onnx", weights.with_suffix(".onnx"))):
-            key = self.object_key(version, suffix)
+        for suffix in (".params", *EXPORTS):
+            path, key = weights.with_suffix(suffix), self.object_key(version, suffix)
             if path.is_file() and not self.objects.exists(key):
                 self.objects.put(key, path.read_bytes())
         # The record last: a version is listed once its record is there.
@@ -329,7 +329,7 @@ class ClusterStore(Store):
 
     def _remove(self, version: str) -> None:
         # The record first, so that a half-removed version is no longer listed.
-        for suffix in (".json", ".params", ".onnx"):
+        for suffix in (".json", ".params", *EXPORTS):
             self.objects.delete(self.object_key(version, suffix))
         for suffix in SUFFIXES:
             (self.cache / f"{version}{suffix}").unlink(missing_ok=True)

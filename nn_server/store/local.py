@@ -3,7 +3,8 @@
     <state_dir>/<network>/
         current.json        which version is served, and the one before it (the rollback)
         weights/<v>.params  every kept version, named by content hash, with <v>.json (its
-                            record) and <v>.onnx (its ONNX export)
+                            record), <v>.onnx (its ONNX export) and, where it is
+                            served in int8, <v>.int8.onnx
         pointer.lock        serialises moves of current.json
         status.json         the training status (``TrainingStatus``), temp file + rename
         train.lock          the training lease: an flock held by the running trainer for its
@@ -39,7 +40,9 @@ from nn_server.store.base import (
 )
 from nn_server.store.status import TrainingStatus
 
-SUFFIXES = (".params", ".json", ".onnx")
+EXPORTS = (".onnx", ".int8.onnx")
+"""What may lie beside a version's weights: its float ONNX export and int8 model."""
+SUFFIXES = (".params", ".json", *EXPORTS)
 
 
 class FileLease(Lease):
@@ -109,9 +112,10 @@ class LocalStore(Store):
         target = self.weights_dir / f"{version}.params"
         if not target.exists():
             write_atomic(target, weights.read_bytes())
-        onnx = weights.with_suffix(".onnx")
-        if onnx.is_file() and not target.with_suffix(".onnx").exists():
-            write_atomic(target.with_suffix(".onnx"), onnx.read_bytes())
+        for suffix in EXPORTS:
+            export = weights.with_suffix(suffix)
+            if export.is_file() and not target.with_suffix(suffix).exists():
+                write_atomic(target.with_suffix(suffix), export.read_bytes())
         record.write(target)
 
     def _kept(self) -> list[Kept]:

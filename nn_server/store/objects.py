@@ -3,6 +3,7 @@
     <network>/weights/<v>.params   a version's weights (named by content hash)
     <network>/weights/<v>.json     its record
     <network>/weights/<v>.onnx     its ONNX export
+    <network>/weights/<v>.int8.onnx  its int8 model, where that is what is served
     <network>/current.json         the served pointer, durable (Redis holds a copy)
 
 Two backends: a directory every replica mounts (NFS, a Kubernetes ReadWriteMany volume) and

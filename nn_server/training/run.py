@@ -23,6 +23,7 @@ from nn_server.core.files import DATETIME_FORMAT, READABLE, weights_version
 from nn_server.core.records import VersionRecord
 from nn_server.networks import Network, Recipe, datasets, network_class
 from nn_server.networks.export import export_onnx
+from nn_server.networks.precision import measure
 from nn_server.training.data import Batches
 from nn_server.training.loop import EVAL_BATCH, ProgressCallback, evaluate, fit, seed_everything
 
@@ -43,6 +44,10 @@ class TrainingJob:
     allow_download: bool = True
     command: str = "python -m nn_server.training.trainer (started by the server)"
     """How this run was started, recorded so that its weights can be reproduced."""
+
+    def whole(self) -> TrainingJob:
+        """This job on the whole training set."""
+        return dataclasses.replace(self, train_subset=None)
 
     def resolved_recipe(self) -> Recipe:
         return self.recipe or network_class(self.network).recipe
@@ -108,6 +113,9 @@ def train_network(
         Path(tmp).unlink(missing_ok=True)
     stage("exporting to ONNX")
     export_onnx(cls, weights, weights.with_suffix(".onnx"))
+    stage("measuring the export in float and int8 on the test set")
+    # Calibrated on the whole training set, as for weights measured later (precision.py).
+    measured = measure(cls, weights, test, load_split(cls, "train", job.whole()))
     record = VersionRecord(
         network=cls.name,
         accuracy=f"{result.test_accuracy * 100:.2f}",
@@ -125,6 +133,8 @@ def train_network(
         device=str(device),
         weights_version=weights_version(weights),
         command=job.command,
+        accuracies=measured.accuracies,
+        precision=measured.precision,
     )
     record.write(weights)
     return record

@@ -15,14 +15,19 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nn_server.core.config import Config, ConfigError
 from nn_server.web.arguments import LOCALADDR, Launch, parse, resolve_host
 from nn_server.web.auth import UsersError, load_users, permission_warning
 from nn_server.web.hosts import known_names
+
+if TYPE_CHECKING:
+    from nn_server.networks import Network
 
 EXIT_CONFIG = 2
 EXIT_START = 1
@@ -189,6 +194,7 @@ def prepare_state(config: Config) -> int:
                         "./install.sh again, or pip install onnxruntime; NN_RUNTIME=mxnet "
                         "serves with MXNet instead", EXIT_START)
     location = config.location
+    scratch = tempfile.mkdtemp(prefix="nn-seed-")
     try:
         if location.clustered:  # one clear line now, not 503s from every worker later
             from nn_server.store.cluster import ClusterStore
@@ -201,7 +207,10 @@ def prepare_state(config: Config) -> int:
             if repaired:
                 print(f"nn_server: warning: {cls.title}: {repaired}", file=sys.stderr,
                       flush=True)
-            if not state.seed(weights):
+            shipped = weights == cls.shipped_weights()
+            if not shipped and state.pointer() is None and weights.is_file():
+                weights = measured_seed(cls, weights, config.data_dir, Path(scratch))
+            if not state.seed(weights, "shipped" if shipped else "seed"):
                 # The others serve; this one answers 503 until a training gives it weights.
                 print(f"nn_server: warning: {cls.title} has no weights ({weights} does not "
                       f"exist): /{name}/classify answers 503 until it is trained",
@@ -209,7 +218,38 @@ def prepare_state(config: Config) -> int:
     except (StateError, StoreUnavailable, OSError) as exc:
         return fail(f"{location.describe()}: {exc}" if not location.clustered else str(exc),
                     EXIT_START)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def measured_seed(cls: type[Network], weights: Path, data_dir: Path | None,
+                  scratch: Path) -> Path:
+    """Seed weights (NN_SEED_WEIGHTS) with their float and int8 accuracy measured, like a
+    training's: a copy in ``scratch`` (the operator's files stay as they are), or the
+    weights themselves (then served in float) when they cannot be measured here."""
+    from nn_server.core.records import VersionRecord
+    from nn_server.networks.datasets import DataError
+    from nn_server.networks.precision import measure_saved
+
+    if VersionRecord.read(weights).accuracies:
+        return weights
+    copy = scratch / cls.name / weights.name
+    copy.parent.mkdir(parents=True)
+    for suffix in (".params", ".json", ".onnx"):
+        if weights.with_suffix(suffix).is_file():
+            shutil.copyfile(weights.with_suffix(suffix), copy.with_suffix(suffix))
+    print(f"nn_server: {cls.title}: measuring {weights} in float and int8 on the test set",
+          file=sys.stderr, flush=True)
+    try:
+        record = measure_saved(cls, copy, data_dir)
+    except (DataError, OSError, ValueError, RuntimeError) as exc:
+        print(f"nn_server: warning: {cls.title}: {weights} served in float: it could not be "
+              f"measured ({exc})", file=sys.stderr, flush=True)
+        return weights
+    print(f"nn_server: {cls.title}: {record.accuracies} → served in {record.precision}",
+          file=sys.stderr, flush=True)
+    return copy
 
 
 def in_child(function: Callable[[Config], int], config: Config) -> int:

@@ -23,6 +23,8 @@ def test_versions_serve_and_export(lifecycle_server: Any, tmp_path: Path) -> Non
     [marked] = [line for line in listed.out.splitlines() if "▶" in line]
     [served] = VERSION.findall(marked)
     assert "served" in marked
+    # The shipped weights' accuracy in both precisions, and the one the workers run.
+    assert re.search(r"\d+\.\d\d % float, \d+\.\d\d % int8 +│ int8", marked), marked
 
     result = run_cli(where, "lenet", "serve", served)
     assert result.code == 0 and f"now serves {served}" in result.out, result.out

@@ -32,6 +32,12 @@ async def test_training_versions_and_rollback(lifecycle_server: Any) -> None:
         newest = after.versions[0]
         assert (newest.version, newest.served, newest.promoted) == (final.version, False, False)
         assert newest.accuracy is not None and newest.epochs == 1
+        # Measured in both precisions when made, served in int8 only where it scored so.
+        assert newest.accuracies.keys() == {"float", "int8"}
+        good = newest.accuracies["int8"] >= newest.accuracies["float"] - 0.1 - 1e-9
+        assert newest.precision == ("int8" if good else "float")
+        [shipped_entry] = [v for v in after.versions if v.version == shipped]
+        assert shipped_entry.precision == "int8"
 
         assert await client.serve(newest.version) == newest.version
         assert (await client.versions()).previous == shipped

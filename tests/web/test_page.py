@@ -210,6 +210,12 @@ async def test_the_versions_mark_the_served_one(shipped_server: LiveServer,
     row = page.locator(f'#versions tr[data-version="{served}"]')
     await expect(row).to_have_class(re.compile("served"))
     await expect(row.locator(".tag.served")).to_have_text("served")
+    # Both precisions' accuracy, the one the workers run first and marked.
+    [entry] = [v for v in versions["versions"] if v["version"] == served]
+    runs = row.locator(".precision.runs")
+    await expect(runs).to_have_text(f"{entry['accuracies']['int8']} % int8")
+    await expect(row.locator('.precision[data-precision="float"]')).to_have_text(
+        f"{entry['accuracies']['float']} % float")
     await expect(page.locator("#versions tr")).to_have_count(
         len(versions["versions"]))
     await expect(page.locator("#net-facts")).to_contain_text(served)

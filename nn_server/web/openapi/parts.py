@@ -47,6 +47,8 @@ def schema_of_type(hint: Any) -> dict[str, Any]:
     args = typing.get_args(hint)
     if origin is typing.Literal:
         return {"enum": list(args)}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": schema_of_type(args[1])}
     if origin in (tuple, list):
         return {"type": "array", "items": schema_of_type(args[0])}
     if origin in (types.UnionType, typing.Union):
@@ -76,8 +78,9 @@ TRAINING_PARAMETERS = [
 PRECISION_PARAMETER = {
     "name": "precision", "in": "query", "required": False,
     "schema": {"enum": ["int8", "float"]},
-    "description": "float: the export as trained; int8: its quantized graph (networks served "
-                   "in int8 only); default: what this server serves with"}
+    "description": "float: the export as trained; int8: its int8 model (versions whose int8 "
+                   "form was measured within 0.1 points of float only); default: what this "
+                   "server serves with"}
 VERSION_PARAMETER = {"name": "version", "in": "path", "required": True,
                      "schema": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
 SAMPLE_PARAMETER = {"name": "sample", "in": "path", "required": True,

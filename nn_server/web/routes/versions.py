@@ -10,13 +10,14 @@ import logging
 from pathlib import Path
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, file, json, raw
+from sanic.response import HTTPResponse, file, json
 
-from nn_server.core.config import PRECISIONS, Config
+from nn_server.core.config import Config
+from nn_server.core.records import PRECISIONS, VersionRecord
 from nn_server.engine.serving import served_precision
 from nn_server.networks import Network, Registry
 from nn_server.networks.export import ExportError, export_in_process
-from nn_server.networks.quantize import NotQuantizable, quantize
+from nn_server.networks.precision import int8_of
 from nn_server.store import open_store
 from nn_server.store.base import DamagedVersion, UnknownVersion
 from nn_server.web.errors import ApiError, Conflict, InvalidRequest, NotFound
@@ -47,10 +48,13 @@ def versions_blueprint(config: Config, networks: Registry) -> Blueprint:
     async def versions(request: Request, network: str) -> HTTPResponse:
         store = stores[networks.network(network).name]
         pointer = store.pointer()
+        forced_float = config.runtime != "onnx" or config.precision != "int8"
         return json({
             "served": pointer.version if pointer else None,
             "previous": pointer.previous if pointer else None,
-            "versions": [dataclasses.asdict(v) for v in store.versions()],
+            # "precision": what this server's workers run for each version.
+            "versions": [{**dataclasses.asdict(v), **({"precision": "float"} if forced_float
+                                                      else {})} for v in store.versions()],
         })
 
     @bp.post(f"/{NETWORK}/versions/<version:str>/serve", name="serve",
@@ -68,13 +72,25 @@ def versions_blueprint(config: Config, networks: Registry) -> Blueprint:
 
     @read(bp, f"/{NETWORK}/versions/<version:str>/onnx", name="onnx", ctx_answers=ONNX_MEDIA)
     async def onnx(request: Request, network: str, version: str) -> HTTPResponse:
-        """The float export as trained, or ``?precision=int8`` its quantized graph; without
-        the parameter, the one this server computes with, whose answers are its own."""
+        """The float export as trained, or ``?precision=int8`` its int8 model; without the
+        parameter, the one this server computes with, whose answers are its own."""
         cls = networks.network(network)
         name = cls.name
-        asked = precision_asked(request, cls)
-        precision = asked or served_precision(cls, config.runtime, config.precision)
+        asked = precision_asked(request)
         weights = weights_of(cls, version)
+        record = VersionRecord.read(weights)
+        precision = asked or served_precision(record, config.runtime, config.precision)
+        if precision == "int8":
+            if int8_of(weights).is_file():
+                return await file(int8_of(weights), mime_type=ONNX_MEDIA,
+                                  filename=f"{name}-{version}-int8.onnx")
+            if asked:
+                measured = record.accuracies or {}
+                why = (f"its int8 form scored {measured['int8']} % against float's "
+                       f"{measured['float']} %" if "int8" in measured and "float" in measured
+                       else "it has no int8 form")
+                raise Conflict(f"version {version} is served in float: {why}; "
+                               "?precision=float gives its export") from None
         target = weights.with_suffix(".onnx")
         if not target.is_file():
             async with exports.setdefault((name, version), asyncio.Lock()):
@@ -85,23 +101,12 @@ def versions_blueprint(config: Config, networks: Registry) -> Blueprint:
                         log.error("ONNX export failed: %s", exc)
                         raise ExportFailed("the ONNX export failed; the server log has "
                                            "the details") from None
-        if precision == "float":
-            return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
-        try:
-            model = await asyncio.get_running_loop().run_in_executor(None, quantize,
-                                                                     target.read_bytes())
-        except NotQuantizable as exc:  # the workers serve this version in float, too
-            if asked:
-                raise Conflict(f"version {version} has no int8 form ({exc}); it is served "
-                               "in float: ?precision=float") from None
-            return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
-        return raw(model, content_type=ONNX_MEDIA, headers={
-            "Content-Disposition": f'attachment; filename="{name}-{version}-int8.onnx"'})
+        return await file(target, mime_type=ONNX_MEDIA, filename=f"{name}-{version}.onnx")
 
     return bp
 
 
-def precision_asked(request: Request, cls: type[Network]) -> str | None:
+def precision_asked(request: Request) -> str | None:
     """``?precision=``: ``float`` or ``int8``; None when not given."""
     query = request.get_args(keep_blank_values=True)
     asked: str | None = query.get("precision")
@@ -110,6 +115,4 @@ def precision_asked(request: Request, cls: type[Network]) -> str | None:
     if asked not in PRECISIONS or len(query.getlist("precision")) > 1:
         raise InvalidRequest(f'"precision" must be one of {", ".join(PRECISIONS)}, not '
                              f"{asked!r}")
-    if asked == "int8" and not cls.int8:
-        raise InvalidRequest(f"{cls.title} has no int8 graph; it is served in float")
     return asked

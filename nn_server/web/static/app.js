@@ -460,9 +460,21 @@ async function loadVersions() {
     const epochs = v.epochs ? ` · ${v.epochs} epoch${v.epochs === 1 ? "" : "s"}` : "";
     return el("tr", { class: v.served ? "served" : "", "data-version": v.version },
       el("td", {}, short(v.version), el("small", { text: `${v.source}${epochs}` })),
-      el("td", { class: "num", text: v.accuracy ? `${v.accuracy} %` : "–" }),
+      el("td", { class: "num" }, ...accuracies(v)),
       el("td", { class: "when", title: `added ${v.added}` }, day ?? "", el("small", { text: time ?? "" })),
       el("td", {}, ...tags));
+  }));
+}
+
+// The accuracy in each precision measured, the one the workers run first and marked.
+function accuracies(v) {
+  const measured = Object.entries(v.accuracies ?? {});
+  if (!measured.length) return [v.accuracy ? `${v.accuracy} %` : "–"];
+  measured.sort(([a], [b]) => (b === v.precision) - (a === v.precision));
+  return measured.map(([precision, accuracy]) => el(precision === v.precision ? "span" : "small", {
+    class: `precision${precision === v.precision ? " runs" : ""}`, "data-precision": precision,
+    title: precision === v.precision ? `served in ${precision}` : `measured in ${precision}, not served so`,
+    text: `${accuracy} % ${precision}`,
   }));
 }
 

@@ -1,0 +1,104 @@
+"""int8 only where it is measured as good (``nn_server.networks.precision``): the rule, the
+folding that prepares LeNet's graph for ONNX Runtime's quantizer, the measurement on real
+weights and data, and what the workers load for what a record says."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from nn_server.core.records import VersionRecord
+from nn_server.engine.serving import load, served_precision
+from nn_server.networks import datasets
+from nn_server.networks.base import ONNX_INPUT, onnx_session
+from nn_server.networks.lenet import LeNet
+from nn_server.networks.precision import (
+    choose,
+    fold_dense_batch_norm,
+    int8_of,
+    measure,
+    pixels,
+)
+
+SHIPPED = LeNet.shipped_weights()
+
+
+@pytest.fixture(scope="module")
+def mnist() -> tuple[datasets.Split, datasets.Split]:
+    # tests/conftest.py has made sure MNIST is there and set NN_DATA_DIR.
+    return (datasets.load_split(LeNet.dataset, "test", allow_download=False),
+            datasets.load_split(LeNet.dataset, "train", allow_download=False))
+
+
+@pytest.mark.parametrize(("float_accuracy", "int8_accuracy", "served"), [
+    (0.9955, 0.9954, "int8"), (0.9955, 0.9945, "int8"), (0.9955, 0.9944, "float"),
+    (0.2576, 0.2617, "int8"), (0.9955, 0.90, "float"),
+])
+def test_int8_is_served_only_within_a_tenth_of_a_point(float_accuracy: float,
+                                                       int8_accuracy: float,
+                                                       served: str) -> None:
+    assert choose(float_accuracy, int8_accuracy) == served
+
+
+def test_folding_the_dense_batch_norm_keeps_the_answers(mnist) -> None:
+    test, _ = mnist
+    model = onnx.load(str(SHIPPED.with_suffix(".onnx")))
+
+    def after_dense() -> int:
+        dense = {n.output[0] for n in model.graph.node if n.op_type == "Gemm"}
+        return sum(n.op_type == "BatchNormalization" and n.input[0] in dense
+                   for n in model.graph.node)
+
+    assert after_dense() == 1
+    fold_dense_batch_norm(model)
+    assert after_dense() == 0
+    onnx.checker.check_model(model)
+    batch = {ONNX_INPUT: pixels(test.images[:500])}
+    exported = onnx_session(SHIPPED.with_suffix(".onnx").read_bytes()).run(None, batch)[0]
+    folded = onnx_session(model.SerializeToString()).run(None, batch)[0]
+    assert np.abs(exported - folded).max() < 1e-5
+
+
+def test_measuring_real_weights_writes_the_int8_model_it_scored(mnist, tmp_path: Path) -> None:
+    test, train = mnist
+    weights = tmp_path / "lenet.params"
+    for suffix in (".params", ".json", ".onnx"):
+        shutil.copyfile(SHIPPED.with_suffix(suffix), weights.with_suffix(suffix))
+    part = test.first(2000)
+    measured = measure(LeNet, weights, part, train)
+    assert measured.accuracies.keys() == {"float", "int8"}
+    assert float(measured.accuracies["float"]) >= 99.0
+    assert measured.precision == choose(float(measured.accuracies["float"]) / 100,
+                                        float(measured.accuracies["int8"]) / 100) == "int8"
+    model = int8_of(weights).read_bytes()
+    ops = {n.op_type for n in onnx.load_from_string(model).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    answers = onnx_session(model).run(None, {ONNX_INPUT: pixels(part.images)})[0].argmax(1)
+    right = (answers == part.labels).mean()
+    assert f"{right * 100:.2f}" == measured.accuracies["int8"]
+    again = measure(LeNet, weights, part, train)  # the same version, the same int8 model
+    assert again == measured and int8_of(weights).read_bytes() == model
+
+
+def test_the_record_says_what_the_workers_run() -> None:
+    int8 = VersionRecord(precision="int8")
+    assert served_precision(int8, "onnx", "int8") == "int8"
+    assert served_precision(int8, "onnx", "float") == "float"  # NN_PRECISION=float
+    assert served_precision(int8, "mxnet", "int8") == "float"
+    assert served_precision(VersionRecord(precision="float"), "onnx", "int8") == "float"
+    assert served_precision(VersionRecord(), "onnx", "int8") == "float"  # never measured
+    odd = VersionRecord.from_json({"precision": "int4", "accuracies": {"float": "99.00"}})
+    assert (odd.precision, odd.accuracies) == (None, {"float": "99.00"})
+
+
+def test_workers_fall_back_to_float_when_the_int8_model_is_missing(tmp_path: Path) -> None:
+    weights = tmp_path / "lenet.params"
+    for suffix in (".params", ".json", ".onnx", ".int8.onnx"):
+        shutil.copyfile(SHIPPED.with_suffix(suffix), weights.with_suffix(suffix))
+    assert load(LeNet, weights, "onnx", "int8").precision == "int8"
+    int8_of(weights).unlink()
+    assert load(LeNet, weights, "onnx", "int8").precision == "float"
