@@ -6,6 +6,8 @@ and camera proxies made from MNIST's test digits (``bench/proxies.py``), and on
 other writers' digits drawn from handwriting fonts and strokes (``bench/writers.py``).
 ``python -m bench cluster``: requests/s through nginx in front of 1, 2 and 3 replicas
 sharing Redis and a weights directory, and the swap lag (``bench/cluster.py``).
+``python -m bench precision``: the shipped weights' accuracy and forward pass in float and
+int8 (``bench/precision.py``).
 
 Prints one table: the in-process ceiling, closed-loop points at each concurrency, and a
 256-image batch request; with server CPU (cores busy) and RSS (all processes).
@@ -98,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.cluster import main as cluster
 
         return cluster(argv[1:])
+    if argv[:1] == ["precision"]:
+        from bench.precision import main as precision
+
+        return precision(argv[1:])
     if argv[:1] == ["proxies"]:
         from bench.proxies import main as proxies
 

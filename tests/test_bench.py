@@ -43,3 +43,17 @@ def test_cluster_bench_smoke_loads_through_nginx_and_times_swaps(tmp_path: Path)
     assert all(p["errors"] == 0 and p["requests"] > 0 for p in figures["load"])
     assert len(figures["swap_lag_s"]) == 2
     assert all(len(lags) == 2 and 0 < max(lags) < 10 for lags in figures["swap_lag_s"])
+
+
+def test_precision_bench_scores_and_times_both_forms() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "precision", "--seconds", "0.05", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    figures = json.loads(run.stdout)
+    for name in ("lenet", "fashion"):
+        assert figures[name]["served"] == "int8"
+        for precision in ("float", "int8"):
+            assert figures[name][precision]["accuracy"] > 0.9
+            assert all(us > 0 for us in figures[name][precision]["us_per_image"].values())

@@ -102,3 +102,14 @@ def test_workers_fall_back_to_float_when_the_int8_model_is_missing(tmp_path: Pat
     assert load(LeNet, weights, "onnx", "int8").precision == "int8"
     int8_of(weights).unlink()
     assert load(LeNet, weights, "onnx", "int8").precision == "float"
+
+
+def test_int8_answers_do_not_depend_on_the_batch(mnist) -> None:
+    test, _ = mnist
+    session = onnx_session(SHIPPED.with_suffix(".int8.onnx").read_bytes())
+    batch = pixels(test.images[:64])
+    together = session.run(None, {ONNX_INPUT: batch})[0]
+    alone = np.concatenate([session.run(None, {ONNX_INPUT: batch[i:i + 1]})[0]
+                            for i in range(len(batch))])
+    assert (together.argmax(1) == alone.argmax(1)).all()
+    assert np.abs(together - alone).max() < 1e-5

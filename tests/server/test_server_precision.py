@@ -2,12 +2,12 @@
 
 Calibrated int8 (ONNX Runtime's quantizer) keeps up with float even on weak trainings
 (and scores within noise of float on a near-random one), so the version that must be
-served in float is made the way real ones go wrong: weights with one outlier channel, a batch norm scaled up by 1,000 and the
-next convolution's weights for that channel scaled down as much. Float computes the same
-function (ReLU and max-pooling commute with a positive scale); a uint8 activation whose
-range that one channel sets leaves the other channels a few steps, and int8 falls apart.
-The server has to find that out itself: the weights come without measurements, as
-weights imported from elsewhere do.
+served in float is made the way real ones go wrong: weights with one outlier channel, a
+batch norm scaled up by 1,000 and the next convolution's weights for that channel scaled
+down as much. Float computes the same function (ReLU and max-pooling commute with a
+positive scale); a uint8 activation whose range that one channel sets leaves the other
+channels a few steps, and int8 falls apart. The server has to find that out itself: the
+weights come without measurements, as weights imported from elsewhere do.
 """
 
 from __future__ import annotations
