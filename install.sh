@@ -104,16 +104,18 @@ if [ "$dev" = 1 ] && [ -z "${NN_CHROMIUM:-}" ] && ! command -v chromium >/dev/nu
   fi
 fi
 
-# The cluster tests (tests/cluster) start real Redis and nginx servers on loopback ports.
+# The cluster tests (tests/cluster) start real Redis and nginx servers on loopback ports;
+# the benchmark's load generator is wrk.
 if [ "$dev" = 1 ] && ! { command -v redis-server >/dev/null 2>&1 && \
+     command -v wrk >/dev/null 2>&1 && \
      { command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; }; }; then
   if command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing redis-server and nginx for the cluster tests"
+    echo "==> installing redis-server, nginx and wrk for the cluster and benchmark tests"
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends redis-server nginx >/dev/null
+      apt-get install -y -qq --no-install-recommends redis-server nginx wrk >/dev/null
   else
-    echo "install.sh: the cluster tests need redis-server and nginx; install them with" \
-         "your package manager" >&2
+    echo "install.sh: the cluster and benchmark tests need redis-server, nginx and wrk;" \
+         "install them with your package manager" >&2
     exit 1
   fi
 fi

@@ -15,10 +15,16 @@ import aiohttp
 
 from bench.server import AUTH
 
+JSON = "application/json"
+
 WRK_SCRIPT = """
 local bodies = {}
-for line in io.lines(os.getenv("NN_BENCH_BODIES")) do bodies[#bodies + 1] = line end
-local headers = {["Content-Type"] = "application/json", ["Authorization"] = "%(auth)s"}
+for path in io.lines(os.getenv("NN_BENCH_BODIES")) do
+  local f = assert(io.open(path, "rb"))
+  bodies[#bodies + 1] = f:read("*a")
+  f:close()
+end
+local headers = {["Content-Type"] = "%(media)s", ["Authorization"] = "%(auth)s"}
 local i = 0
 request = function()
   i = i %% #bodies + 1
@@ -65,12 +71,16 @@ def wrk_path() -> str:
 
 
 def run_wrk(url: str, path: str, bodies: list[bytes], concurrency: int,
-            duration_s: float) -> LoadResult:
+            duration_s: float, media: str = JSON) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="nn-wrk-") as tmp:
+        # One file per body: a raw image body holds newlines, so no body is a line.
+        paths = [Path(tmp) / f"body{i}" for i in range(len(bodies))]
+        for body_path, body in zip(paths, bodies, strict=True):
+            body_path.write_bytes(body)
         body_file = Path(tmp) / "bodies.txt"
-        body_file.write_bytes(b"\n".join(bodies) + b"\n")
+        body_file.write_text("".join(f"{p}\n" for p in paths))
         script = Path(tmp) / "classify.lua"
-        script.write_text(WRK_SCRIPT % {"auth": AUTH, "path": path})
+        script.write_text(WRK_SCRIPT % {"auth": AUTH, "path": path, "media": media})
         out = subprocess.run(
             [wrk_path(), "-t1", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s",
              "--timeout", "10s", "-s", str(script), url],
@@ -84,10 +94,10 @@ def run_wrk(url: str, path: str, bodies: list[bytes], concurrency: int,
 
 
 async def _asyncio_load(url: str, bodies: list[bytes], concurrency: int,
-                        duration_s: float) -> LoadResult:
+                        duration_s: float, media: str = JSON) -> LoadResult:
     latencies: list[float] = []
     errors = 0
-    headers = {"Authorization": AUTH, "Content-Type": "application/json"}
+    headers = {"Authorization": AUTH, "Content-Type": media}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         started = time.perf_counter()
@@ -120,8 +130,9 @@ async def _asyncio_load(url: str, bodies: list[bytes], concurrency: int,
 
 
 def run_load(url: str, path: str, bodies: list[bytes], concurrency: int, duration_s: float,
-             tool: str = "auto") -> LoadResult:
-    """One closed-loop point: ``concurrency`` connections, each sending back-to-back."""
+             tool: str = "auto", media: str = JSON) -> LoadResult:
+    """One closed-loop point: ``concurrency`` connections, each sending back-to-back
+    ``bodies`` of type ``media`` (JSON, or an image type for raw image bodies)."""
     if tool == "wrk" or (tool == "auto" and have_wrk()):
-        return run_wrk(url, path, bodies, concurrency, duration_s)
-    return asyncio.run(_asyncio_load(url + path, bodies, concurrency, duration_s))
+        return run_wrk(url, path, bodies, concurrency, duration_s, media)
+    return asyncio.run(_asyncio_load(url + path, bodies, concurrency, duration_s, media))

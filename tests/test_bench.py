@@ -1,6 +1,7 @@
 """The benchmark command runs (a smoke test: figures come from ``python -m bench``, not CI).
 
-It uses the asyncio load generator, the fallback CI has; wrk is what the figures use."""
+The command's smoke run uses the asyncio load generator; wrk, which the figures use, is
+checked on its own."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from bench.__main__ import RAW_MEDIA
+from bench.corpus import make_corpus, single_bodies
+from bench.load import JSON, run_wrk
+from tests.conftest import ROOT, LiveServer
 
 
 def test_bench_smoke_runs_every_stage(tmp_path: Path) -> None:
@@ -26,6 +30,9 @@ def test_bench_smoke_runs_every_stage(tmp_path: Path) -> None:
     assert [p["concurrency"] for p in figures["points"]] == [1, 8]
     assert all(p["errors"] == 0 and p["requests"] > 0 for p in figures["points"])
     assert figures["batch_256"]["images_per_s"] > 0 and figures["idle_rss_mb"] > 0
+    raw = figures["raw_body"]
+    assert raw["concurrency"] == 8 and raw["requests"] > 0 and raw["errors"] == 0
+    assert 0 < raw["of_ceiling"] == raw["rps"] / figures["ceiling_images_per_s"]
 
 
 def test_cluster_bench_smoke_loads_through_nginx_and_times_swaps(tmp_path: Path) -> None:
@@ -57,3 +64,13 @@ def test_precision_bench_scores_and_times_both_forms() -> None:
         for precision in ("float", "int8"):
             assert figures[name][precision]["accuracy"] > 0.9
             assert all(us > 0 for us in figures[name][precision]["us_per_image"].values())
+
+
+def test_wrk_sends_json_and_raw_image_bodies(server: LiveServer) -> None:
+    """The figures' load generator (installed by ``install.sh dev``): every request it
+    sends, JSON or the image file itself, is answered 200."""
+    corpus = make_corpus(6)
+    for bodies, media in ((single_bodies(corpus), JSON), (corpus, RAW_MEDIA)):
+        result = run_wrk(server.url, "/lenet/classify", bodies, 2, 1, media)
+        assert result.tool == "wrk" and result.requests > 10, media
+        assert result.errors == 0, media

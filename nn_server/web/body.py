@@ -29,15 +29,41 @@ def check_length(request: Request, limit: int) -> None:
         refuse_body(request, limit)
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The (streamed) request body as a JSON object, at most ``limit`` bytes of it."""
-    content_type = request.headers.get("content-type", "")
-    media = content_type.split(";")[0].strip().lower()
+def media_of(request: Request) -> str:
+    """The body's media type, without parameters, lower case ("" when not given)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+RAW_IMAGE_MEDIA = ("image/png", "image/jpeg", "image/bmp", "image/tiff",
+                   "application/octet-stream")
+"""The raw image bodies the OpenAPI document lists (any ``image/*`` is taken)."""
+
+
+def is_image_media(media: str) -> bool:
+    """A body that is the image file itself (``image/png``, ``image/jpeg``, …, or
+    ``application/octet-stream``), as TorchServe and ``curl --data-binary @x.png`` send it.
+    The decoder reads the format from the bytes; the type only says "not JSON"."""
+    return media.startswith("image/") or media == "application/octet-stream"
+
+
+async def read_json(request: Request, limit: int, also: str = "") -> dict[str, Any]:
+    """The (streamed) request body as a JSON object, at most ``limit`` bytes of it.
+    ``also`` names the other bodies the route takes, for the 415's message."""
+    media = media_of(request)
     if media and media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaType(
-            f"the body must be JSON (Content-Type: application/json), not {media}"
+            f"the body must be JSON (Content-Type: application/json){also}, not {media}"
         )
     return parse_object(await read_body(request, limit), 'such as {"image": "<base64>"}')
+
+
+async def read_image(request: Request, limit: int) -> bytes:
+    """A raw image body (``is_image_media``): its bytes, at most ``limit``; 400 if empty."""
+    data = await read_body(request, limit)
+    if not data:
+        raise InvalidRequest("the body is empty: send the image file's bytes, or JSON "
+                             'such as {"image": "<base64>"}')
+    return data
 
 
 async def read_body(request: Request, limit: int) -> bytes:

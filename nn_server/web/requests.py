@@ -58,6 +58,22 @@ def top_k_of(payload: Mapping[str, Any], classes: int) -> int | None:
     return k
 
 
+def top_k_of_query(query: Mapping[str, Sequence[str]], classes: int) -> int | None:
+    """``?top_k=k`` (for a raw image body, which has no JSON to carry it)."""
+    unknown = sorted(set(query) - {"top_k"})
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter(s): {', '.join(unknown)}; "
+                             "classify takes only top_k")
+    if "top_k" not in query:
+        return None
+    values = query["top_k"]  # every value (Sanic's RequestParameters.get gives the first)
+    if len(values) > 1:
+        raise InvalidRequest("top_k is given more than once")
+    value = values[0]
+    return top_k_of({"top_k": int(value) if value.isdigit() and value.isascii() else value},
+                    classes)
+
+
 def training_request(query: Mapping[str, Sequence[str]],
                      body: Mapping[str, Any] | None = None) -> TrainingRequest:
     """``?epochs=N&promote=always``, or the same keys in a POST's JSON ``body``."""

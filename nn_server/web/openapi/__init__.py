@@ -14,6 +14,7 @@ from nn_server import __version__
 from nn_server.networks import Network
 from nn_server.store.base import Version
 from nn_server.store.status import TrainingStatus
+from nn_server.web.body import RAW_IMAGE_MEDIA
 from nn_server.web.openapi.inference import V2_TAG, inference_paths, inference_schemas
 from nn_server.web.openapi.parts import (
     ASSET_PARAMETER,
@@ -78,15 +79,23 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
         }},
         f"{base}/classify": {"post": {
             "tags": tag, "summary": f"Classify one image, or a batch, with {cls.title}",
-            "requestBody": {"required": True, "content": {JSON: {"schema": {
-                "oneOf": [ref("ClassifyOne"), ref("ClassifyMany")]}}}},
+            "description": "The body is JSON (one base64 image, or a batch), or the image "
+                           "file itself with an image/* or application/octet-stream "
+                           "Content-Type (top_k then comes in the query).",
+            "parameters": [{"name": "top_k", "in": "query", "required": False,
+                            "description": "With a raw image body: the k most probable "
+                                           "labels", "schema": TOP_K}],
+            "requestBody": {"required": True, "content": {
+                JSON: {"schema": {"oneOf": [ref("ClassifyOne"), ref("ClassifyMany")]}},
+                **{media: {"schema": BINARY} for media in RAW_IMAGE_MEDIA}}},
             "responses": {
                 "200": ok("One answer, or one per image for the batch form",
                           {"oneOf": [ref("Classification"), ref("Classifications")]}),
                 "400": error("Bad JSON, bad base64, unreadable, blank, too small or too "
                              "large image, or a batch over the limit"),
                 "413": error("Body over the size limit"),
-                "415": error("Body not JSON, or an image format other than JPEG/PNG/BMP/TIFF"),
+                "415": error("Body neither JSON nor an image, or an image format other than "
+                             "JPEG/PNG/BMP/TIFF"),
                 "503": error("Weights not loaded yet, shutting down, or training "
                              "(seed-compatible mode)"),
                 **COMMON_ERRORS,

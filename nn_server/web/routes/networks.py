@@ -17,9 +17,15 @@ from nn_server.networks import Network, Prediction, Registry
 from nn_server.store import open_store
 from nn_server.training.supervisor import Supervisor
 from nn_server.web import answers
-from nn_server.web.body import parse_object, read_json
+from nn_server.web.body import is_image_media, media_of, parse_object, read_image, read_json
 from nn_server.web.errors import Unavailable
-from nn_server.web.requests import image_of, images_of, top_k_of, training_request
+from nn_server.web.requests import (
+    image_of,
+    images_of,
+    top_k_of,
+    top_k_of_query,
+    training_request,
+)
 from nn_server.web.routes.verbs import NETWORK, read
 
 SHIPPED_KEYS = ("accuracy", "datetime", "epochs", "duration_s", "weights_version", "command")
@@ -79,18 +85,26 @@ def networks_blueprint(config: Config, networks: Registry) -> Blueprint:
     async def classify(request: Request, network: str) -> HTTPResponse:
         cls = networks.network(network)
         refuse_while_training(cls)
-        payload = await read_json(request, config.max_body)
+        raw = is_image_media(media_of(request))  # the image file itself, as TorchServe takes
+        payload = None if raw else await read_json(
+            request, config.max_body, " or an image file (Content-Type: image/png, …)")
+        image = await read_image(request, config.max_body) if raw else None
         models: Models = request.app.ctx.models
         if not models.is_ready(cls.name):
             raise Unavailable(f"{cls.title} has no weights loaded; train it or try again shortly")
-        top_k = top_k_of(payload, len(cls.labels))
-        if "images" in payload and "image" not in payload:
-            images = images_of(payload)
-            decoded = [image for image in images if isinstance(image, bytes)]
-            outcome = await models.classify(cls.name, decoded) if decoded else None
-            return json(answers.batch(cls, images, outcome, models.versions()[cls.name],
-                                      top_k))
-        outcome = await models.classify(cls.name, [image_of(payload)])
+        if payload is None:
+            top_k = top_k_of_query(request.get_args(keep_blank_values=True), len(cls.labels))
+        else:
+            top_k = top_k_of(payload, len(cls.labels))
+            if "images" in payload and "image" not in payload:
+                images = images_of(payload)
+                decoded = [image for image in images if isinstance(image, bytes)]
+                outcome = await models.classify(cls.name, decoded) if decoded else None
+                return json(answers.batch(cls, images, outcome, models.versions()[cls.name],
+                                          top_k))
+            image = image_of(payload)
+        assert image is not None  # read from the body, or from its JSON
+        outcome = await models.classify(cls.name, [image])
         [result] = outcome.results
         if not isinstance(result, Prediction):
             raise result
