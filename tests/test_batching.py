@@ -44,6 +44,14 @@ async def test_a_failing_item_fails_only_its_own_request() -> None:
     assert results[0::2] == [1, 9, 25]
     assert isinstance(results[1], ValueError) and str(results[1]) == "bad -2"
     assert isinstance(results[3], ValueError)
+    # One item (the common request) takes a shorter path: the same answers.
+    batcher = MicroBatcher(Recorder(delay=0.01), max_batch=16)
+    good, bad = await batcher.submit_many([3]), await batcher.submit_many([-2])
+    await batcher.close()
+    assert good == [9]
+    assert len(bad) == 1 and isinstance(bad[0], ValueError) and str(bad[0]) == "bad -2"
+    [closed] = await batcher.submit_many([1])  # Models.classify turns it into a 503
+    assert isinstance(closed, BatcherClosed)
 
 
 async def test_a_broken_batch_function_fails_that_batch_only() -> None:

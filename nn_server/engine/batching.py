@@ -95,6 +95,11 @@ class MicroBatcher(Generic[In, Out]):
 
     async def submit_many(self, items: Sequence[In]) -> list[Out | BaseException]:
         """Queue several items at once; results (or exceptions) come back in order."""
+        if len(items) == 1:  # the common request: no task for gather to wrap it in
+            try:
+                return [await self.submit(items[0])]
+            except Exception as exc:  # as gather(return_exceptions=True) hands it back
+                return [exc]
         results = await asyncio.gather(*(self.submit(i) for i in items), return_exceptions=True)
         return list(results)
 
