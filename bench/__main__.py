@@ -7,7 +7,8 @@ other writers' digits drawn from handwriting fonts and strokes (``bench/writers.
 ``python -m bench cluster``: requests/s through nginx in front of 1, 2 and 3 replicas
 sharing Redis and a weights directory, and the swap lag (``bench/cluster.py``).
 ``python -m bench precision``: the shipped weights' accuracy and forward pass in float and
-int8 (``bench/precision.py``).
+int8 (``bench/precision.py``). ``python -m bench floor``: a c=32 request's CPU by thread,
+against a bare Sanic app's (``bench/floor.py``).
 
 Prints one table: the in-process ceiling, closed-loop points at each concurrency, and a
 256-image batch request; with server CPU (cores busy) and RSS (all processes).
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.cluster import main as cluster
 
         return cluster(argv[1:])
+    if argv[:1] == ["floor"]:
+        from bench.floor import main as floor
+
+        return floor(argv[1:])
     if argv[:1] == ["precision"]:
         from bench.precision import main as precision
 

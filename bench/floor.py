@@ -1,0 +1,128 @@
+"""``python -m bench floor``: where a c=32 request's CPU goes, against Sanic's own floor.
+
+Three measurements in one run, each under the same closed loop (wrk when installed) over
+the corpus of ``python -m bench``:
+
+* the production server: its requests/s, and the CPU per request of each worker's event
+  loop thread (HTTP, middleware, JSON, the hand-off) and of its inference thread (decode,
+  preprocess, forward pass), read from ``/proc/<pid>/task/<tid>/stat``;
+* a bare Sanic app (``bench/bare_app.py``: the same route, ``json.loads`` and base64 of
+  the body and a JSON answer, no middleware, no model) with as many workers: what any
+  Sanic route costs on this machine;
+* the in-process ceiling, as ``python -m bench`` measures it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.ceiling import measure_ceiling
+from bench.corpus import make_corpus, single_bodies
+from bench.load import LoadResult, run_load
+from bench.server import CLOCK_TICKS, ROOT, Server, running_server
+from bench.services import free_port
+
+ROUTE = "/lenet/classify"
+
+
+@dataclass(frozen=True)
+class Threads:
+    """CPU seconds of a worker's threads: the event loop (its main thread) and the rest."""
+
+    loop: float
+    others: float
+
+
+def thread_seconds(pid: int) -> Threads:
+    loop = others = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        if task.name == str(pid):
+            loop += seconds
+        else:
+            others += seconds
+    return Threads(loop, others)
+
+
+def workers_of(server: Server) -> list[int]:
+    """The server's worker processes: its processes that run more than one thread."""
+    return [pid for pid in server.pids()[1:]
+            if len(list(Path(f"/proc/{pid}/task").iterdir())) > 1]
+
+
+def bare_server(workers: int) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sanic", "bench.bare_app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--no-access-logs"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(1.0)  # the listener is up; let every worker start
+                return process, f"http://127.0.0.1:{port}"
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the bare Sanic app did not start")
+
+
+def per_request_us(cores: float, result: LoadResult) -> float:
+    return 1e6 * cores / result.rps
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench floor", description=__doc__)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--tool", choices=("auto", "wrk", "asyncio"), default="auto")
+    args = p.parse_args(argv)
+    bodies = single_bodies(make_corpus())
+    ceiling = measure_ceiling(args.duration, args.workers)
+
+    with running_server(args.workers, {"NN_ACCESS_LOG": "0"}) as server:
+        run_load(server.url, ROUTE, bodies, args.concurrency, 1.0, args.tool)  # warm-up
+        workers = workers_of(server)
+        before = [thread_seconds(pid) for pid in workers]
+        all_before, started = server.cpu_seconds(), time.perf_counter()
+        ours = run_load(server.url, ROUTE, bodies, args.concurrency, args.duration, args.tool)
+        elapsed = time.perf_counter() - started
+        cores = (server.cpu_seconds() - all_before) / elapsed
+        after = [thread_seconds(pid) for pid in workers]
+    loop = sum(a.loop - b.loop for a, b in zip(after, before, strict=True)) / elapsed
+    inference = sum(a.others - b.others for a, b in zip(after, before, strict=True)) / elapsed
+
+    process, url = bare_server(args.workers)
+    try:
+        bare_pids = Server(url, process, 0.0)
+        run_load(url, ROUTE, bodies, args.concurrency, 1.0, args.tool)
+        bare_before, started = bare_pids.cpu_seconds(), time.perf_counter()
+        bare = run_load(url, ROUTE, bodies, args.concurrency, args.duration, args.tool)
+        bare_cores = (bare_pids.cpu_seconds() - bare_before) / (time.perf_counter() - started)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+    print(f"in-process ceiling ({args.workers} processes): {ceiling:,.0f} images/s "
+          f"= {1e6 * args.workers / ceiling:.0f} µs of CPU an image")
+    print(f"nn-server c={args.concurrency} ({ours.tool}): {ours.rps:,.0f} requests/s "
+          f"({ours.rps / ceiling:.2f} of the ceiling), {ours.errors} errors, "
+          f"{cores:.2f} cores = {per_request_us(cores, ours):.0f} µs a request: "
+          f"event loops {per_request_us(loop, ours):.0f} µs, inference threads "
+          f"{per_request_us(inference, ours):.0f} µs")
+    print(f"bare Sanic c={args.concurrency} ({bare.tool}): {bare.rps:,.0f} requests/s, "
+          f"{bare.errors} errors, {bare_cores:.2f} cores = "
+          f"{per_request_us(bare_cores, bare):.0f} µs a request")
+    return 1 if ours.errors or bare.errors else 0
