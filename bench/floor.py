@@ -20,14 +20,16 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.ceiling import measure_ceiling
 from bench.corpus import make_corpus, single_bodies
 from bench.load import LoadResult, run_load
-from bench.server import CLOCK_TICKS, ROOT, Server, running_server
+from bench.server import AUTH, CLOCK_TICKS, ROOT, Server, running_server
 from bench.services import free_port
+from nn_server.web.app import WORKER_HEADER
 
 ROUTE = "/lenet/classify"
 
@@ -55,10 +57,21 @@ def thread_seconds(pid: int) -> Threads:
     return Threads(loop, others)
 
 
-def workers_of(server: Server) -> list[int]:
-    """The server's worker processes: its processes that run more than one thread."""
-    return [pid for pid in server.pids()[1:]
-            if len(list(Path(f"/proc/{pid}/task").iterdir())) > 1]
+def workers_of(server: Server, workers: int, bodies: list[bytes], tries: int = 200
+               ) -> list[int]:
+    """The ``workers`` worker processes, as the server names them: each answer's
+    ``X-NN-Worker`` header."""
+    pids: set[int] = set()
+    for i in range(tries):
+        request = urllib.request.Request(f"{server.url}{ROUTE}", data=bodies[i % len(bodies)],
+                                         headers={"Authorization": AUTH,
+                                                  "Content-Type": "application/json"})
+        # A new connection each time, so that the kernel spreads them over the workers.
+        with urllib.request.urlopen(request, timeout=10) as response:
+            pids.add(int(response.headers[WORKER_HEADER]))
+        if len(pids) == workers:
+            return sorted(pids)
+    raise RuntimeError(f"{tries} requests reached workers {sorted(pids)}, not {workers}")
 
 
 def bare_server(workers: int) -> tuple[subprocess.Popen[str], str]:
@@ -94,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with running_server(args.workers, {"NN_ACCESS_LOG": "0"}) as server:
         run_load(server.url, ROUTE, bodies, args.concurrency, 1.0, args.tool)  # warm-up
-        workers = workers_of(server)
+        workers = workers_of(server, args.workers, bodies)
         before = [thread_seconds(pid) for pid in workers]
         all_before, started = server.cpu_seconds(), time.perf_counter()
         ours = run_load(server.url, ROUTE, bodies, args.concurrency, args.duration, args.tool)
@@ -106,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
 
     process, url = bare_server(args.workers)
     try:
-        bare_pids = Server(url, process, 0.0)
+        bare_tree = Server(url, process, 0.0)  # for its process tree's CPU time
         run_load(url, ROUTE, bodies, args.concurrency, 1.0, args.tool)
-        bare_before, started = bare_pids.cpu_seconds(), time.perf_counter()
+        bare_before, started = bare_tree.cpu_seconds(), time.perf_counter()
         bare = run_load(url, ROUTE, bodies, args.concurrency, args.duration, args.tool)
-        bare_cores = (bare_pids.cpu_seconds() - bare_before) / (time.perf_counter() - started)
+        bare_cores = (bare_tree.cpu_seconds() - bare_before) / (time.perf_counter() - started)
     finally:
         process.terminate()
         process.wait(timeout=15)

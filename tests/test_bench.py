@@ -6,6 +6,7 @@ checked on its own."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,18 @@ def test_wrk_sends_json_and_raw_image_bodies(server: LiveServer) -> None:
         result = run_wrk(server.url, "/lenet/classify", bodies, 2, 1, media)
         assert result.tool == "wrk" and result.requests > 10, media
         assert result.errors == 0, media
+
+
+def test_floor_bench_splits_a_request_by_thread_and_times_bare_sanic() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "floor", "--duration", "0.5", "--workers", "1",
+         "--concurrency", "4", "--tool", "asyncio"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    ours = re.search(r"nn-server c=4 .*?([\d,]+) requests/s .*? 0 errors, .*? = (\d+) µs a "
+                     r"request: event loops (\d+) µs, inference threads (\d+) µs", run.stdout)
+    bare = re.search(r"bare Sanic c=4 .*?([\d,]+) requests/s, 0 errors", run.stdout)
+    assert ours and bare, run.stdout
+    total, loop, inference = (int(ours.group(i)) for i in (2, 3, 4))
+    assert loop > 0 and inference > 0 and loop + inference <= total + 5, run.stdout

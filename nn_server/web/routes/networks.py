@@ -86,25 +86,21 @@ def networks_blueprint(config: Config, networks: Registry) -> Blueprint:
         cls = networks.network(network)
         refuse_while_training(cls)
         raw = is_image_media(media_of(request))  # the image file itself, as TorchServe takes
-        payload = None if raw else await read_json(
+        payload = {} if raw else await read_json(
             request, config.max_body, " or an image file (Content-Type: image/png, …)")
-        image = await read_image(request, config.max_body) if raw else None
+        image = await read_image(request, config.max_body) if raw else b""
         models: Models = request.app.ctx.models
         if not models.is_ready(cls.name):
             raise Unavailable(f"{cls.title} has no weights loaded; train it or try again shortly")
-        if payload is None:
-            top_k = top_k_of_query(request.get_args(keep_blank_values=True), len(cls.labels))
-        else:
-            top_k = top_k_of(payload, len(cls.labels))
-            if "images" in payload and "image" not in payload:
-                images = images_of(payload)
-                decoded = [image for image in images if isinstance(image, bytes)]
-                outcome = await models.classify(cls.name, decoded) if decoded else None
-                return json(answers.batch(cls, images, outcome, models.versions()[cls.name],
-                                          top_k))
-            image = image_of(payload)
-        assert image is not None  # read from the body, or from its JSON
-        outcome = await models.classify(cls.name, [image])
+        top_k = top_k_of_query(request.get_args(keep_blank_values=True), len(cls.labels)) \
+            if raw else top_k_of(payload, len(cls.labels))
+        if "images" in payload and "image" not in payload:
+            images = images_of(payload)
+            decoded = [image for image in images if isinstance(image, bytes)]
+            outcome = await models.classify(cls.name, decoded) if decoded else None
+            return json(answers.batch(cls, images, outcome, models.versions()[cls.name],
+                                      top_k))
+        outcome = await models.classify(cls.name, [image if raw else image_of(payload)])
         [result] = outcome.results
         if not isinstance(result, Prediction):
             raise result
