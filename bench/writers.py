@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -37,7 +36,7 @@ from PIL import Image
 
 from nn_server.networks import fonts
 from nn_server.networks.base import Network
-from nn_server.networks.fonts import Face, FloatImage, Rng, Style
+from nn_server.networks.fonts import Face, FloatImage, Rng, Stroke, arc, chain
 
 FACES: tuple[Face, ...] = (
     *(Face("dkg", f"truetype/fifthhorseman/{n}.ttf", "fonts-dkg-handwriting")
@@ -60,21 +59,6 @@ FACES: tuple[Face, ...] = (
 )
 FAMILIES = tuple(dict.fromkeys(face.family for face in FACES))
 PACKAGES = tuple(dict.fromkeys(face.package for face in FACES))
-
-Stroke = list[tuple[float, float]]
-
-
-def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float) -> Stroke:
-    """Points along an elliptic arc, angles in degrees, clockwise on the page (y down)."""
-    steps = max(4, int(abs(end - start) / 6))
-    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
-            for a in np.linspace(start, end, steps)]
-
-
-def chain(*pieces: Stroke) -> Stroke:
-    """One stroke through the pieces in turn (the pen stays down)."""
-    return [point for piece in pieces for point in piece]
-
 
 # Digits as pen strokes in a unit box (x right, y down), by style: the ones MNIST rarely
 # has (open 4, 1 with flag and base, barred 7, straight-tailed 9, flat-topped 3) and the
@@ -113,30 +97,6 @@ TEMPLATES: dict[int, dict[str, list[Stroke]]] = {
         "curved": [arc(0.5, 0.3, 0.28, 0.26, 0, 360),
                    [(0.78, 0.3), (0.74, 0.72), (0.55, 0.93), (0.3, 0.9)]]},
 }
-
-
-def draw_strokes(strokes: Sequence[Stroke], rng: Rng, style: Style) -> FloatImage:
-    """The strokes jittered (a few points moved ~3 % of the height), resampled smoothly
-    and drawn with a round pen 4-12 % of the height wide, then styled like a glyph."""
-    side = 256
-    image = np.zeros((side, side), np.uint8)
-    width = max(2, int(side * rng.uniform(0.04, 0.12) * 0.7))
-    for stroke in strokes:
-        points = np.array(stroke, np.float64)
-        # Jitter a few control points and spread it smoothly along the stroke: a hand
-        # moves whole curves, it does not shake every point (an arc has dozens).
-        knots = min(len(points), 2 + len(points) // 10)
-        jitter = rng.normal(0, 0.03, (knots, 2))
-        along = np.linspace(0, 1, len(points))
-        points += np.stack([np.interp(along, np.linspace(0, 1, knots), jitter[:, k])
-                            for k in (0, 1)], axis=1)
-        t = np.linspace(0, 1, 8 * len(points))
-        dense = np.stack([np.interp(t, along, points[:, k]) for k in (0, 1)], axis=1)
-        pixels = (0.15 * side + dense * 0.7 * side).round().astype(np.int32)
-        cv2.polylines(image, [pixels], False, (255,), width, cv2.LINE_AA)
-    ink = image.astype(np.float32) / 255.0
-    return fonts.transform(ink, Style(shear=style.shear, degrees=style.degrees,
-                                      aspect=style.aspect))
 
 
 # -- the upload -----------------------------------------------------------------------------
@@ -216,7 +176,7 @@ def font_sample(face: Face, digit: int, rng: Rng) -> Sample:
 
 def stroke_sample(digit: int, name: str, rng: Rng) -> Sample:
     style = fonts.draw_style(rng, shear=0.3, degrees=10)
-    ink = draw_strokes(TEMPLATES[digit][name], rng, style)
+    ink = fonts.pen(TEMPLATES[digit][name], rng, style)
     source = int(np.exp(rng.uniform(np.log(14), np.log(110))))
     return Sample(upload(fonts.coarsen(ink, source, rng), rng), digit, "strokes",
                   f"{digit}/{name}")

@@ -17,7 +17,8 @@ A face whose file is missing raises ``MissingFont`` naming the Debian package to
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from nn_server.networks.base import Augmentation
 
 FloatImage = NDArray[np.float32]
 Rng = np.random.Generator
+Stroke = list[tuple[float, float]]
+"""A pen's path in a unit box, x right and y down."""
 
 FONT_ROOTS = (Path("/usr/share/fonts"), Path("/usr/share/texmf/fonts"))
 """Where Debian's font packages put their files (TeX Gyre under texmf)."""
@@ -115,12 +118,14 @@ def draw_style(rng: Rng, stroke: tuple[float, float] = (-0.02, 0.06),
                  aspect=float(np.exp(rng.uniform(*aspect))))
 
 
-def glyph(path: Path, digit: int, style: Style) -> FloatImage:
-    """The digit in the font at ``path``: ink 0..1 on black, tightly framed with a margin."""
+def glyph(path: Path, digit: int, style: Style, pad: int = FONT_SIZE // 2) -> FloatImage:
+    """The digit in the font at ``path``: ink 0..1 on black, tightly framed with a margin.
+
+    ``pad`` only sizes the canvas the glyph is turned and slanted on (the result is framed
+    to the ink): training passes a small one, a third of the pixels to warp."""
     font = load_font(path)
     widen = max(0, round(style.stroke * FONT_SIZE))
     left, top, right, bottom = font.getbbox(str(digit), stroke_width=widen)
-    pad = FONT_SIZE // 2
     size = (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad)
     image = Image.new("L", size, 0)
     ImageDraw.Draw(image).text((pad - left, pad - top), str(digit), font=font, fill=255,
@@ -167,6 +172,42 @@ def frame(ink: FloatImage, margin: float = 0.08) -> FloatImage:
     box = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     pad = max(1, int(margin * max(box.shape)))
     return np.pad(box, pad)
+
+
+def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float) -> Stroke:
+    """Points along an elliptic arc, angles in degrees, clockwise on the page (y down)."""
+    steps = max(4, int(abs(end - start) / 6))
+    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
+            for a in np.linspace(start, end, steps)]
+
+
+def chain(*pieces: Stroke) -> Stroke:
+    """One stroke through the pieces in turn (the pen stays down)."""
+    return [point for piece in pieces for point in piece]
+
+
+def pen(strokes: Sequence[Stroke], rng: Rng, style: Style,
+        width: tuple[float, float] = (0.04, 0.12), side: int = 256) -> FloatImage:
+    """The strokes jittered (a few points moved ~3 % of the height), resampled smoothly
+    and drawn with a round pen ``width`` of the height wide on a ``side`` px canvas, then
+    styled like a glyph."""
+    image = np.zeros((side, side), np.uint8)
+    thickness = max(2, int(side * rng.uniform(*width) * 0.7))
+    for stroke in strokes:
+        points = np.array(stroke, np.float64)
+        # Jitter a few control points and spread it smoothly along the stroke: a hand
+        # moves whole curves, it does not shake every point (an arc has dozens).
+        knots = min(len(points), 2 + len(points) // 10)
+        jitter = rng.normal(0, 0.03, (knots, 2))
+        along = np.linspace(0, 1, len(points))
+        points += np.stack([np.interp(along, np.linspace(0, 1, knots), jitter[:, k])
+                            for k in (0, 1)], axis=1)
+        t = np.linspace(0, 1, 8 * len(points))
+        dense = np.stack([np.interp(t, along, points[:, k]) for k in (0, 1)], axis=1)
+        pixels = (0.15 * side + dense * 0.7 * side).round().astype(np.int32)
+        cv2.polylines(image, [pixels], False, (255,), thickness, cv2.LINE_AA)
+    ink = image.astype(np.float32) / 255.0
+    return transform(ink, Style(shear=style.shear, degrees=style.degrees, aspect=style.aspect))
 
 
 def coarsen(ink: FloatImage, height: int, rng: Rng) -> FloatImage:
