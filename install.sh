@@ -66,7 +66,7 @@ fi
 TRAINING_FONTS="fonts-comic-neue fonts-bwht fonts-breip fonts-ecolier-court fonts-tomsontalks
   fonts-sjfonts fonts-yusei-magic fonts-leckerli-one fonts-kaushanscript fonts-havana
   fonts-isabella fonts-sil-andika fonts-dejavu-core fonts-urw-base35 fonts-opendyslexic
-  fonts-klaudia-berenika fonts-lobster"
+  fonts-klaudia-berenika fonts-lobster fonts-klee fonts-navilu"
 WRITERS_FONTS="fonts-dkg-handwriting fonts-bwht fonts-humor-sans fonts-kristi fonts-sjfonts
   fonts-seto fonts-kiloji fonts-tlwg-purisa-ttf fonts-rufscript fonts-dustin
   fonts-dancingscript"

@@ -22,10 +22,11 @@ from nn_server.training import synthetic
 PER_FAMILY = 4
 STROKES = 12
 """Per digit: 4 images from each of the 14 font families, 12 drawn with strokes (680 in all)."""
-# Weights trained with the font digits (issue 23) score 96.2 % here, 89.7 % on their
-# weakest digit (3), float and int8 alike; the weights before them 92.2 %, 86.8 % (8).
-FLOOR = 0.94
-DIGIT_FLOOR = 0.85
+# The shipped weights (pens, narrow hands and blur in training) score 97.2 % here, 92.6 %
+# on their weakest digits (1 and 8); int8 97.4 %. The font digits alone scored 96.2 %,
+# 89.7 % (3); the weights before any, 92.2 %, 86.8 % (8): both fail these floors.
+FLOOR = 0.965
+DIGIT_FLOOR = 0.9
 """No digit may trail far: 68 images each, so a digit's figure moves ±3 points by chance."""
 
 
