@@ -89,4 +89,6 @@ def test_floor_bench_splits_a_request_by_thread_and_times_bare_sanic() -> None:
     bare = re.search(r"bare Sanic c=4 .*?([\d,]+) requests/s, 0 errors", run.stdout)
     assert ours and bare, run.stdout
     total, loop, inference = (int(ours.group(i)) for i in (2, 3, 4))
-    assert loop > 0 and inference > 0 and loop + inference <= total + 5, run.stdout
+    # /proc counts CPU in 10 ms ticks: over a 0.5 s run each figure is off by up to a tick
+    # shared among ~1,000 requests, so the parts may sum to a little over the whole.
+    assert loop > 0 and inference > 0 and loop + inference <= 1.1 * total, run.stdout
