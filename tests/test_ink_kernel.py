@@ -57,7 +57,8 @@ def test_the_kernel_shares_the_definitions_constants(kernel: digits.Kernel) -> N
     from nn_server.networks import _ink
 
     assert _ink.INK_THRESHOLD == digits.INK_THRESHOLD
-    assert np.float32(_ink.FAINT) == np.float32(digits.FAINT)
+    assert _ink.FAINT == digits.FAINT
+    assert (_ink.GRAIN_QUANTILE, _ink.GRAIN_FACTOR) == (digits.GRAIN_QUANTILE, digits.GRAIN_FACTOR)
     assert (_ink.NO_CONTRAST, _ink.NO_INK) == (1, 2)
 
 

@@ -20,9 +20,11 @@
 
 /* The constants of digits.py and images.py; tests/test_ink_kernel.py compares them. */
 #define INK_THRESHOLD 0.25f
-#define FAINT 0.15f
+#define FAINT 0.15 /* a double, as digits.FAINT is: the max below is taken in double */
 #define BLOCKS 8
 #define PAPER_FRACTION 0.25
+#define GRAIN_QUANTILE 0.5
+#define GRAIN_FACTOR 3.14
 #define TOP_FRACTION 0.995
 #define QUANTILE_SAMPLES 4096
 #define TARGET_STROKE 0.11
@@ -395,15 +397,30 @@ static int ink_box(const float *gray, Py_ssize_t h, Py_ssize_t w, Box *box) {
     }
     if (overflow) return OVERFLOWS;
 
+    /* digits.paper_grain: |differences| along the border, in NumPy's order (top row,
+       bottom row, left column, right column). */
+    Py_ssize_t d = 0;
+    for (Py_ssize_t x = 0; x + 1 < w; x++) edge[d++] = fabsf(ink[x + 1] - ink[x]);
+    const float *last = ink + (h - 1) * w;
+    for (Py_ssize_t x = 0; x + 1 < w; x++) edge[d++] = fabsf(last[x + 1] - last[x]);
+    for (Py_ssize_t y = 0; y + 1 < h; y++) edge[d++] = fabsf(ink[(y + 1) * w] - ink[y * w]);
+    for (Py_ssize_t y = 0; y + 1 < h; y++)
+        edge[d++] = fabsf(ink[(y + 1) * w + w - 1] - ink[y * w + w - 1]);
+    double grain = 0.0, grain_fraction = GRAIN_QUANTILE;
+    if (d > 0 && quantiles(edge, d, &grain_fraction, 1, keys, &grain) < 0) return -1;
+
     double fractions[2] = {PAPER_FRACTION, TOP_FRACTION}, levels[2];
     if (quantiles(ink, n, fractions, 2, keys, levels) < 0) return -1;
     double paper = levels[0], top = levels[1] - paper;
     if (top < 0.05) return NO_CONTRAST;
     float offset = (float)paper, gain = (float)(1.0 / top);
+    /* Python's max(FAINT, ...) in double, then OpenCV's threshold, which takes it as float. */
+    double least = GRAIN_FACTOR * grain / top;
+    float faint = (float)(least > FAINT ? least : FAINT);
     for (Py_ssize_t i = 0; i < n; i++) {
         float v = ink[i] - offset;
         v = v * gain;
-        v = v > FAINT ? v : 0.0f;     /* THRESH_TOZERO */
+        v = v > faint ? v : 0.0f;     /* THRESH_TOZERO */
         ink[i] = v > 1.0f ? 1.0f : v; /* THRESH_TRUNC */
     }
 
@@ -628,7 +645,9 @@ PyMODINIT_FUNC PyInit__ink(void) {
         PyModule_AddStringConstant(m, "TOO_LARGE", TOO_LARGE) < 0 ||
         PyModule_AddIntConstant(m, "MAX_SIDE", MAX_SIDE) < 0 ||
         PyModule_AddObject(m, "INK_THRESHOLD", PyFloat_FromDouble(INK_THRESHOLD)) < 0 ||
-        PyModule_AddObject(m, "FAINT", PyFloat_FromDouble(FAINT)) < 0) {
+        PyModule_AddObject(m, "FAINT", PyFloat_FromDouble(FAINT)) < 0 ||
+        PyModule_AddObject(m, "GRAIN_QUANTILE", PyFloat_FromDouble(GRAIN_QUANTILE)) < 0 ||
+        PyModule_AddObject(m, "GRAIN_FACTOR", PyFloat_FromDouble(GRAIN_FACTOR)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

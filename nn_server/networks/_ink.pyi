@@ -9,6 +9,8 @@ TOO_LARGE: str
 MAX_SIDE: int
 INK_THRESHOLD: float
 FAINT: float
+GRAIN_QUANTILE: float
+GRAIN_FACTOR: float
 
 def ink_box(gray: NDArray[np.float32], h: int, w: int, /) -> tuple[bytearray, int, int] | int: ...
 def centre(digit: NDArray[np.float32], h: int, w: int, /) -> bytearray: ...
