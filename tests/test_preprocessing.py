@@ -111,6 +111,12 @@ def as_16bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(gray)
 
 
+def as_float(image: Image.Image, top: float) -> Image.Image:
+    """A 32-bit float image (mode "F"), white at ``top``: 1.0 as scientific software
+    writes it, 255.0 as a converted 8-bit scan."""
+    return Image.fromarray(np.asarray(image.convert("L"), np.float32) * np.float32(top / 255))
+
+
 MODES: dict[str, Callable[[], bytes]] = {
     "RGBA": lambda: encode(as_rgba(upright_seven()), "PNG"),
     "LA": lambda: encode(as_rgba(upright_seven()).convert("LA"), "PNG"),
@@ -118,6 +124,8 @@ MODES: dict[str, Callable[[], bytes]] = {
     "P+transparency": lambda: encode(as_rgba(upright_seven()).quantize(colors=8), "PNG"),
     "I;16 PNG": lambda: encode(as_16bit(upright_seven()), "PNG"),
     "I;16 TIFF": lambda: encode(as_16bit(upright_seven()), "TIFF"),
+    "float 0..1 TIFF": lambda: encode(as_float(upright_seven(), 1.0), "TIFF"),
+    "float 0..255 TIFF": lambda: encode(as_float(upright_seven(), 255.0), "TIFF"),
     "CMYK JPEG": lambda: encode(upright_seven().convert("CMYK"), "JPEG", quality=90),
     "1-bit BMP": lambda: encode(
         upright_seven().convert("L").point(lambda v: 255 * (v > 128)).convert("1"), "BMP"

@@ -255,8 +255,10 @@ def to_gray(image: Image.Image) -> FloatImage:
         array = np.asarray(image, dtype=np.float32)
         if not np.isfinite(array).all():  # a float TIFF can hold them; no pixel means NaN
             raise UnreadableImage("image holds NaN or infinite pixel values")
-        # By the values' range, not the mode: 8-bit data is often stored as 16-bit.
-        top = 65535.0 if array.max() > 255 else 255.0
+        # By the values' range, not the mode: 8-bit data is often stored as 16-bit, and
+        # float images come as 0..1 (scientific software) as well as 0..255.
+        peak = float(array.max())
+        top = 1.0 if image.mode == "F" and peak <= 1.0 else 65535.0 if peak > 255 else 255.0
         return np.clip(array / top, 0.0, 1.0)
     if image.mode == "P":
         image = image.convert("RGBA")
