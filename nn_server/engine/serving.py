@@ -154,10 +154,12 @@ class Models:
                 await self.refresh_one(name, served)
 
     async def refresh_one(self, name: str, served: Served) -> None:
-        signature = served.store.pointer_signature()
+        # The store's calls block (Redis, an S3 download): each runs in a thread, so a hung
+        # Redis or a slow download does not stall the requests this worker is serving.
+        signature = await asyncio.to_thread(served.store.pointer_signature)
         if signature is None or signature == served.signature:
             return
-        pointer = served.store.pointer()
+        pointer = await asyncio.to_thread(served.store.pointer)
         served.signature = signature
         if pointer is None:
             return
@@ -189,7 +191,7 @@ class Models:
             if not version:
                 continue
             try:
-                candidates.append(served.store.weights_of(version))
+                candidates.append(await asyncio.to_thread(served.store.weights_of, version))
             except UnknownVersion:
                 log.error("%s: the weights of version %s are missing; trying the next",
                           served.cls.name, version)

@@ -363,3 +363,34 @@ async def test_an_s3_cluster_trains_swaps_and_survives_redis(
         s3_cluster: Cluster, http: aiohttp.ClientSession) -> None:
     await redis_killed_and_restarted_empty(s3_cluster, http)
     await train_and_swap(http, s3_cluster, s3_cluster.replicas[1])
+
+
+async def test_a_hung_redis_stalls_only_the_requests_that_need_it(
+        tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """Redis frozen (SIGSTOP: connections stay open, nothing answers) costs a read of the
+    pointer its 1 s socket timeout. That read runs in a thread, so the worker's other
+    requests go on meanwhile; on the event loop it held up every request of the worker."""
+    (tmp_path / "weights").mkdir()
+    with redis_server(tmp_path) as redis, start_server(
+            f"127.0.0.1:{free_port()}", "--workers", "1",
+            # No reload poll to race the request for the first timeout.
+            env={**replica_env(redis, (tmp_path / "weights").as_uri(), "r1"),
+                 "NN_RELOAD_S": "3600"}) as replica:
+        status, body, _ = await call(http, replica, "GET", "/lenet/versions")  # connected
+        assert status == 200, body
+        assert redis.process is not None
+        redis.process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            versions = asyncio.create_task(call(http, replica, "GET", "/lenet/versions"))
+            await asyncio.sleep(0.2)
+            async with http.get(replica.url + "/health") as health:
+                assert health.status == 200
+            healthy_after = time.monotonic() - started
+            status, body, _ = await versions
+            versions_after = time.monotonic() - started
+        finally:
+            redis.process.send_signal(signal.SIGCONT)
+    assert status == 200, body  # from the pointer's durable copy
+    assert versions_after >= 0.9, versions_after  # it did wait for Redis
+    assert healthy_after < 0.6, (healthy_after, versions_after)

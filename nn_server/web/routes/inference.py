@@ -15,6 +15,7 @@ micro-batcher like ``/<net>/classify``, so both kinds of request share forward p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from sanic import Blueprint, Request
@@ -62,7 +63,7 @@ def inference_blueprint(config: Config, networks: Registry) -> Blueprint:
             raise NotFound(f"unknown model {model!r}; the models are {', '.join(networks)}")
         return cls
 
-    def served(request: Request, model: str, version: str | None) -> type[Network]:
+    async def served(request: Request, model: str, version: str | None) -> type[Network]:
         """The network named ``model``; 404 when ``version`` is not the one served, 503
         while this worker is still loading the one just served."""
         cls = network_of(model)
@@ -72,7 +73,8 @@ def inference_blueprint(config: Config, networks: Registry) -> Blueprint:
         loaded = models.versions()[cls.name]
         if version == loaded:
             return cls
-        pointer = stores[cls.name].pointer()
+        # Redis in a cluster: in a thread, so a hung one stalls only this request.
+        pointer = await asyncio.to_thread(stores[cls.name].pointer)
         if pointer is not None and pointer.version == version:
             raise Unavailable(f"{model} version {version} is still loading; retry shortly")
         raise NotFound(f"{model} version {version!r} is not served; it serves "
@@ -96,7 +98,7 @@ def inference_blueprint(config: Config, networks: Registry) -> Blueprint:
     @read(bp, VERSION, name="v2_model_version")
     async def model_metadata(request: Request, model: str,
                              version: str | None = None) -> HTTPResponse:
-        cls = served(request, model, version)
+        cls = await served(request, model, version)
         models: Models = request.app.ctx.models
         return json(oip.model_metadata(cls, models.versions()[cls.name], config.runtime))
 
@@ -116,7 +118,7 @@ def inference_blueprint(config: Config, networks: Registry) -> Blueprint:
     @bp.post(VERSION + "/infer", name="v2_infer_version", stream=True,
              ctx_answers=oip.BINARY_MEDIA)
     async def infer(request: Request, model: str, version: str | None = None) -> HTTPResponse:
-        cls = served(request, model, version)
+        cls = await served(request, model, version)
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media and media not in (oip.JSON_MEDIA, oip.BINARY_MEDIA) \
                 and not media.endswith("+json"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
@@ -26,11 +28,11 @@ def metrics_blueprint() -> Blueprint:
         if hasattr(app, "multiplexer"):
             count = census(app.m.workers, app.ctx.config.workers)
             workers = (count.expected, count.live, count.restarts)
-        gauges = ServerGauges(
-            models.versions(),
-            {name: training(s.store) for name, s in models.served.items()},
-            workers,
-        )
+        # Is each network training: Redis in a cluster, read in a thread, so a hung Redis
+        # stalls the scrape and not the worker's other requests.
+        trains = await asyncio.to_thread(
+            lambda: {name: training(s.store) for name, s in models.served.items()})
+        gauges = ServerGauges(models.versions(), trains, workers)
         return raw(render(gauges), content_type=CONTENT_TYPE)
 
     return bp

@@ -6,6 +6,7 @@ serve."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -38,9 +39,10 @@ def networks_blueprint(config: Config, networks: Registry) -> Blueprint:
     listed = [{"name": cls.name, "title": cls.title, "url": f"/{cls.name}"}
               for cls in networks.values()]
 
-    def refuse_while_training(cls: type[Network]) -> None:
-        # The original server's behaviour, kept behind NN_SEED_COMPAT / --seed-compat.
-        if config.seed_compat and stores[cls.name].is_training():
+    async def refuse_while_training(cls: type[Network]) -> None:
+        # The original server's behaviour, kept behind NN_SEED_COMPAT / --seed-compat. The
+        # store's calls block (Redis): in a thread, so a hung Redis stalls only this request.
+        if config.seed_compat and await asyncio.to_thread(stores[cls.name].is_training):
             raise Unavailable(f"{cls.title} is training and unavailable; try again later")
 
     @read(bp, "/list_nn", name="list_nn")
@@ -60,7 +62,7 @@ def networks_blueprint(config: Config, networks: Registry) -> Blueprint:
         f"/{NETWORK}/train", methods=["GET", "POST"], name="train", ctx_changes_state=True)
     async def train(request: Request, network: str) -> HTTPResponse:
         cls = networks.network(network)
-        refuse_while_training(cls)
+        await refuse_while_training(cls)
         body = parse_object(request.body) if request.method == "POST" and request.body \
             else None
         # Blank values kept: "?promote=" is a bad value, not none.
@@ -75,16 +77,15 @@ def networks_blueprint(config: Config, networks: Registry) -> Blueprint:
     @read(bp, f"/{NETWORK}/train/status", name="train_status")
     async def status(request: Request, network: str) -> HTTPResponse:
         cls = networks.network(network)
-        refuse_while_training(cls)
+        await refuse_while_training(cls)
         store = stores[cls.name]
-        pointer = store.pointer()
-        return json(answers.training_status(store.status(),
-                                            pointer.version if pointer else None))
+        pointer, status = await asyncio.to_thread(lambda: (store.pointer(), store.status()))
+        return json(answers.training_status(status, pointer.version if pointer else None))
 
     @bp.post(f"/{NETWORK}/classify", name="classify", stream=True)
     async def classify(request: Request, network: str) -> HTTPResponse:
         cls = networks.network(network)
-        refuse_while_training(cls)
+        await refuse_while_training(cls)
         raw = is_image_media(media_of(request))  # the image file itself, as TorchServe takes
         payload = {} if raw else await read_json(
             request, config.max_body, " or an image file (Content-Type: image/png, …)")

@@ -37,9 +37,11 @@ def versions_blueprint(config: Config, networks: Registry) -> Blueprint:
               for name in networks}
     exports: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def weights_of(cls: type[Network], version: str) -> Path:
+    # The store's calls block (Redis, S3, files): each runs in a thread, so a hung Redis
+    # or a slow download stalls its own request, not every request of the worker.
+    async def weights_of(cls: type[Network], version: str) -> Path:
         try:
-            return stores[cls.name].weights_of(version)
+            return await asyncio.to_thread(stores[cls.name].weights_of, version)
         except UnknownVersion:
             raise NotFound(f"{cls.title} has no version {version!r}; see /{cls.name}/versions") \
                 from None
@@ -47,23 +49,23 @@ def versions_blueprint(config: Config, networks: Registry) -> Blueprint:
     @read(bp, f"/{NETWORK}/versions", name="versions")
     async def versions(request: Request, network: str) -> HTTPResponse:
         store = stores[networks.network(network).name]
-        pointer = store.pointer()
+        pointer, kept = await asyncio.to_thread(lambda: (store.pointer(), store.versions()))
         forced_float = config.runtime != "onnx" or config.precision != "int8"
         return json({
             "served": pointer.version if pointer else None,
             "previous": pointer.previous if pointer else None,
             # "precision": what this server's workers run for each version.
             "versions": [{**dataclasses.asdict(v), **({"precision": "float"} if forced_float
-                                                      else {})} for v in store.versions()],
+                                                      else {})} for v in kept],
         })
 
     @bp.post(f"/{NETWORK}/versions/<version:str>/serve", name="serve",
              ctx_changes_state=True)
     async def serve(request: Request, network: str, version: str) -> HTTPResponse:
         cls = networks.network(network)
-        weights_of(cls, version)
+        await weights_of(cls, version)
         try:
-            pointer = stores[cls.name].serve(version)
+            pointer = await asyncio.to_thread(stores[cls.name].serve, version)
         except DamagedVersion as exc:
             raise Conflict(f"{exc}; serve another version") from None
         log.info("%s: version %s served on request (rollback: %s)", cls.name, version,
@@ -77,8 +79,8 @@ def versions_blueprint(config: Config, networks: Registry) -> Blueprint:
         cls = networks.network(network)
         name = cls.name
         asked = precision_asked(request)
-        weights = weights_of(cls, version)
-        record = VersionRecord.read(weights)
+        weights = await weights_of(cls, version)
+        record = await asyncio.to_thread(VersionRecord.read, weights)
         precision = asked or served_precision(record, config.runtime, config.precision)
         if precision == "int8":
             if int8_of(weights).is_file():
