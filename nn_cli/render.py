@@ -58,7 +58,9 @@ def render_versions(versions: Versions) -> RenderableType:
     table = Table(title=f"Versions of {versions.network}", title_justify="left")
     for column in ("#", "", "version", "accuracy", "runs", "trained", "epochs", "source",
                    "note"):
-        table.add_column(column, justify="right" if column in ("#", "epochs") else "left")
+        # Only the note may wrap: a long reason must not break the figures or the dates.
+        table.add_column(column, justify="right" if column in ("#", "epochs") else "left",
+                         no_wrap=column != "note")
     for number, v in enumerate(versions.versions, 1):
         note = "served" if v.served else "rollback" if v.version == versions.previous else ""
         if not v.promoted:

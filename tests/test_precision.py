@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-from nn_server.core.records import VersionRecord
-from nn_server.engine.serving import load, served_precision
+from nn_server.core.records import Precision, VersionRecord
+from nn_server.engine.serving import load
 from nn_server.networks import datasets
 from nn_server.networks.base import ONNX_INPUT, onnx_session
 from nn_server.networks.lenet import LeNet
@@ -22,6 +22,7 @@ from nn_server.networks.precision import (
     int8_of,
     measure,
     pixels,
+    served_precision,
 )
 
 SHIPPED = LeNet.shipped_weights()
@@ -113,3 +114,55 @@ def test_int8_answers_do_not_depend_on_the_batch(mnist) -> None:
                             for i in range(len(batch))])
     assert (together.argmax(1) == alone.argmax(1)).all()
     assert np.abs(together - alone).max() < 1e-5
+
+
+def right_answers(model: Path, split: datasets.Split) -> np.ndarray:
+    session = onnx_session(model.read_bytes())
+    return np.concatenate([
+        session.run(None, {ONNX_INPUT: pixels(split.images[i:i + 500])})[0].argmax(axis=1)
+        == split.labels[i:i + 500] for i in range(0, len(split), 500)])
+
+
+def test_promotion_compares_the_weights_as_they_would_be_served(
+        tmp_path: Path, mnist: tuple[datasets.Split, datasets.Split]) -> None:
+    """Float says "as good", int8 says "worse": new weights the workers would run in int8
+    must not replace served weights they run in float that read one more test image
+    right. The same weights on both sides, told apart only by their records' precision,
+    on the first test images where the shipped int8 model falls one behind its float."""
+    from nn_server.store.local import LocalStore
+    from nn_server.training.command import TrainerCommand
+    from nn_server.training.run import TrainingJob
+    from nn_server.training.trainer import judge
+
+    test, _ = mnist
+    float_right = right_answers(SHIPPED.with_suffix(".onnx"), test)
+    int8_right = right_answers(int8_of(SHIPPED), test)
+    behind = np.flatnonzero(np.cumsum(int8_right) < np.cumsum(float_right))
+    assert behind.size, "the shipped int8 model reads every prefix of the test set as float"
+    first = int(behind[0]) + 1
+
+    def copy(name: str, precision: Precision) -> Path:
+        weights = tmp_path / name / SHIPPED.name
+        weights.parent.mkdir()
+        for source in (SHIPPED, SHIPPED.with_suffix(".onnx"), int8_of(SHIPPED)):
+            shutil.copy(source, weights.parent / source.name)
+        record = VersionRecord.read(SHIPPED)
+        record.measured(record.accuracies or {}, precision).write(weights)
+        return weights
+
+    store = LocalStore(tmp_path / "state", "lenet", keep=3)
+    store.serve(store.add(copy("served", "float"), source="shipped"))
+    new = copy("new", "int8")
+    job = TrainingJob(network="lenet", out_dir=tmp_path / "work", data_dir=datasets.data_dir(),
+                      test_subset=first)
+    command = TrainerCommand(network="lenet", state_dir=tmp_path / "state", lease="-")
+
+    record, promoted, reason = judge(job, VersionRecord.read(new), new, store, command)
+    assert not promoted
+    assert reason is not None and "% (int8) < " in reason, reason
+    assert reason.endswith("% (float) of the served weights"), reason
+    assert record.served_accuracy == pytest.approx(float_right[:first].mean())
+    # Where the workers compute in float (NN_PRECISION=float), the two read alike.
+    float_command = TrainerCommand(network="lenet", state_dir=tmp_path / "state", lease="-",
+                                   precision="float")
+    assert judge(job, VersionRecord.read(new), new, store, float_command)[1:] == (True, None)

@@ -36,7 +36,7 @@ from nn_server.engine.batching import BatcherClosed, BatchStats, MicroBatcher
 from nn_server.networks import Network, Prediction, Registry
 from nn_server.networks.export import export_in_process
 from nn_server.networks.images import ImageError
-from nn_server.networks.precision import int8_of
+from nn_server.networks.precision import int8_of, served_precision
 from nn_server.store import Store, open_store
 from nn_server.store.base import Pointer, StateError, UnknownVersion
 
@@ -250,14 +250,6 @@ class Models:
                 await served.batcher.close()
         with contextlib.suppress(RuntimeError):
             self.inference.shutdown(wait=False, cancel_futures=True)
-
-
-def served_precision(record: VersionRecord, runtime: str, precision: str) -> str:
-    """How workers with this runtime and ``NN_PRECISION`` compute the version ``record``
-    describes: ``int8`` only in ONNX Runtime, and only where its int8 form was measured as
-    good (the record says ``"precision": "int8"``)."""
-    return "int8" if runtime == "onnx" and precision == "int8" \
-        and record.precision == "int8" else "float"
 
 
 def load(cls: type[Network], weights: Path, runtime: str, precision: str = "float") -> Network:

@@ -68,6 +68,14 @@ def choose(float_accuracy: float, int8_accuracy: float) -> Precision:
     return "int8" if int8_accuracy >= float_accuracy - TOLERANCE - 1e-12 else "float"
 
 
+def served_precision(record: VersionRecord, runtime: str, precision: str) -> Precision:
+    """How workers with this runtime and ``NN_PRECISION`` compute the version ``record``
+    describes: ``int8`` only in ONNX Runtime, and only where its int8 form was measured as
+    good (the record says ``"precision": "int8"``)."""
+    return "int8" if runtime == "onnx" and precision == "int8" \
+        and record.precision == "int8" else "float"
+
+
 def pixels(images: NDArray[np.uint8]) -> NDArray[np.float32]:
     """uint8 (N, H, W) or (N, C, H, W) → the export's input, float32 in 0..1, N×C×H×W."""
     batch = images[:, None] if images.ndim == 3 else images

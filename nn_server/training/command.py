@@ -4,7 +4,7 @@
     python -m nn_server.training.trainer --network lenet --state-dir DIR --lease TOKEN
         [--state-url redis://... [--weights-url URL] [--replica NAME]]
         [--data-dir DIR] [--epochs N] [--train-subset N] [--test-subset N]
-        [--promote better|always] [--keep N]
+        [--promote better|always] [--keep N] [--runtime onnx|mxnet] [--precision int8|float]
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from nn_server.core.config import KEEP_VERSIONS
+from nn_server.core.config import KEEP_VERSIONS, RUNTIMES
 from nn_server.core.locations import StoreLocation
+from nn_server.core.records import PRECISIONS
 
 Promote = Literal["better", "always"]
 PROMOTE: tuple[Promote, ...] = ("better", "always")
@@ -44,6 +45,10 @@ class TrainerCommand:
     name of this replica."""
     weights_url: str | None = None
     replica: str = ""
+    runtime: str = "onnx"
+    precision: str = "int8"
+    """How the server's workers compute (``NN_RUNTIME``, ``NN_PRECISION``): promotion
+    compares the new and the served weights as they would be served."""
 
     @property
     def location(self) -> StoreLocation:
@@ -53,7 +58,8 @@ class TrainerCommand:
         """The full command that starts the trainer process."""
         cmd = [sys.executable, "-m", MODULE, "--network", self.network,
                "--state-dir", str(self.state_dir), "--lease", self.lease,
-               "--promote", self.promote, "--keep", str(self.keep)]
+               "--promote", self.promote, "--keep", str(self.keep),
+               "--runtime", self.runtime, "--precision", self.precision]
         for flag, value in (("--data-dir", self.data_dir), ("--epochs", self.epochs),
                             ("--train-subset", self.train_subset),
                             ("--test-subset", self.test_subset),
@@ -84,4 +90,8 @@ class TrainerCommand:
         parser.add_argument("--state-url", default=None, help="a cluster's Redis")
         parser.add_argument("--weights-url", default=None, help="a cluster's weights store")
         parser.add_argument("--replica", default="", help="this replica's name")
+        parser.add_argument("--runtime", choices=RUNTIMES, default="onnx",
+                            help="how the workers compute (NN_RUNTIME)")
+        parser.add_argument("--precision", choices=PRECISIONS, default="int8",
+                            help="the workers' NN_PRECISION")
         return cls(**vars(parser.parse_args(argv)))

@@ -55,7 +55,8 @@ class Supervisor:
             epochs=request.epochs if request.epochs is not None else cfg.train_epochs,
             train_subset=cfg.train_subset, test_subset=cfg.test_subset,
             promote=request.promote, keep=cfg.keep_versions, state_url=cfg.state_url,
-            weights_url=cfg.weights_url, replica=cfg.replica,
+            weights_url=cfg.weights_url, replica=cfg.replica, runtime=cfg.runtime,
+            precision=cfg.precision,
         )
 
     async def start(self, network: str, title: str,

@@ -5,8 +5,9 @@ inherited descriptor holding ``train.lock``, so the lease lives exactly as long 
 process), trains through ``train_network`` and reports progress through a ``TrainingLog``.
 
 When the training succeeds, the promotion rule decides: the new weights and the served
-ones are scored on the same test images, and the new ones are served only if they are at
-least as accurate (``--promote always`` serves them anyway). Either way they are kept as a
+ones are scored on the same test images, each as the workers would compute it (int8
+where its record chose int8), and the new ones are served only if they are at least as
+accurate (``--promote always`` serves them anyway). Either way they are kept as a
 version, so a result that was not served can still be served by hand, and the status says
 what happened and why. Any failure is written to the status; the weights being served
 are never touched unless a training succeeded and was promoted. Its command line is
@@ -25,8 +26,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from nn_server.core.records import VersionRecord
-from nn_server.networks import load_registry, network_class
+from nn_server.core.records import Precision, VersionRecord
+from nn_server.networks import Network, load_registry, network_class
+from nn_server.networks.datasets import Split
+from nn_server.networks.precision import accuracy, int8_of, served_precision
 from nn_server.store import Store, open_store
 from nn_server.store.lifecycle import TrainingLog
 from nn_server.training.command import TrainerCommand
@@ -42,28 +45,44 @@ class Stopped(Exception):
     """SIGTERM arrived (the server is stopping): give up cleanly and say so."""
 
 
-def judge(job: TrainingJob, record: VersionRecord, store: Store
-          ) -> tuple[VersionRecord, bool, str | None]:
+def judge(job: TrainingJob, record: VersionRecord, weights: Path, store: Store,
+          command: TrainerCommand) -> tuple[VersionRecord, bool, str | None]:
     """The promotion rule: whether the new weights may be served (they are at least as
-    accurate as the served ones on the same test images), and if not, why; the record
-    with the served weights' accuracy added."""
-    from nn_server.training.run import load_split, score
+    accurate as the served ones on the same test images, each computed as the workers
+    would compute it: int8 where its record says so), and if not, why; the record with
+    the served weights' accuracy added."""
+    from nn_server.training.run import load_split
 
     served = store.pointer()
     if served is None:
         return record, True, None
     cls = network_class(job.network)
+    test = load_split(cls, "test", job)
     try:
-        served_accuracy = score(cls, store.weights_of(served.version),
-                                load_split(cls, "test", job))
+        old, old_precision = as_served(cls, store.weights_of(served.version), test, command)
     except Exception:  # unreadable served weights lose to any that load
         return record, True, None
-    record = dataclasses.replace(record, served_accuracy=served_accuracy)
-    new = record.test_accuracy or 0.0
-    if new >= served_accuracy:
+    new, new_precision = as_served(cls, weights, test, command)
+    record = dataclasses.replace(record, served_accuracy=old)
+    if new >= old:
         return record, True, None
-    return record, False, (f"{new * 100:.2f} % < {served_accuracy * 100:.2f} % of the served "
-                           "weights")
+    return record, False, (f"{new * 100:.2f} % ({new_precision}) < {old * 100:.2f} % "
+                           f"({old_precision}) of the served weights")
+
+
+def as_served(cls: type[Network], weights: Path, test: Split, command: TrainerCommand
+              ) -> tuple[float, Precision]:
+    """Accuracy (0..1) of saved weights on ``test`` as the workers compute them, and in
+    which precision: the ONNX model they load (the int8 one where the version's record
+    chose it), or MXNet's forward pass under ``--runtime mxnet``."""
+    from nn_server.training.run import score
+
+    computes = served_precision(VersionRecord.read(weights), command.runtime,
+                                command.precision)
+    model = int8_of(weights) if computes == "int8" else weights.with_suffix(".onnx")
+    if command.runtime != "onnx" or not model.is_file():  # the workers would export it
+        return score(cls, weights, test), "float"
+    return accuracy(model.read_bytes(), test), computes
 
 
 def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -97,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         promoted, reason = True, None
         if command.promote == "better":
             log.stage("comparing with the served weights")
-            record, promoted, reason = judge(job, record, store)
-            record.write(work / f"{command.network}.params")
+            weights = work / f"{command.network}.params"
+            record, promoted, reason = judge(job, record, weights, store, command)
+            record.write(weights)
         # Once the new weights are being kept, finish: a SIGTERM now would leave a version
         # (or the pointer) changed and the status saying "stopped".
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})

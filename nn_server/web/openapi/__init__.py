@@ -46,7 +46,8 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
     train = {
         "tags": tag, "summary": f"Start training {cls.title} in the background",
         "description": "The result is served only if it is at least as accurate as the "
-                       "served weights on the same test images (promote=better), or anyway "
+                       "served weights on the same test images, each as the workers compute it "
+                       "(int8 or float; promote=better), or anyway "
                        "(promote=always); it is kept as a version either way. Needs the "
                        "admin role; refused to browsers on another site. The options go in "
                        "the query, or in a POST's JSON body.",

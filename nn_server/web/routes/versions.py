@@ -14,10 +14,9 @@ from sanic.response import HTTPResponse, file, json
 
 from nn_server.core.config import Config
 from nn_server.core.records import PRECISIONS, VersionRecord
-from nn_server.engine.serving import served_precision
 from nn_server.networks import Network, Registry
 from nn_server.networks.export import ExportError, export_in_process
-from nn_server.networks.precision import int8_of
+from nn_server.networks.precision import int8_of, served_precision
 from nn_server.store import open_store
 from nn_server.store.base import DamagedVersion, UnknownVersion
 from nn_server.web.errors import ApiError, Conflict, InvalidRequest, NotFound
