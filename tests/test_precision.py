@@ -18,6 +18,7 @@ from nn_server.networks.base import ONNX_INPUT, onnx_session
 from nn_server.networks.lenet import LeNet
 from nn_server.networks.precision import (
     choose,
+    correct,
     fold_dense_batch_norm,
     int8_of,
     measure,
@@ -116,13 +117,6 @@ def test_int8_answers_do_not_depend_on_the_batch(mnist) -> None:
     assert np.abs(together - alone).max() < 1e-5
 
 
-def right_answers(model: Path, split: datasets.Split) -> np.ndarray:
-    session = onnx_session(model.read_bytes())
-    return np.concatenate([
-        session.run(None, {ONNX_INPUT: pixels(split.images[i:i + 500])})[0].argmax(axis=1)
-        == split.labels[i:i + 500] for i in range(0, len(split), 500)])
-
-
 def test_promotion_compares_the_weights_as_they_would_be_served(
         tmp_path: Path, mnist: tuple[datasets.Split, datasets.Split]) -> None:
     """Float says "as good", int8 says "worse": new weights the workers would run in int8
@@ -135,8 +129,8 @@ def test_promotion_compares_the_weights_as_they_would_be_served(
     from nn_server.training.trainer import judge
 
     test, _ = mnist
-    float_right = right_answers(SHIPPED.with_suffix(".onnx"), test)
-    int8_right = right_answers(int8_of(SHIPPED), test)
+    float_right = correct(SHIPPED.with_suffix(".onnx").read_bytes(), test)
+    int8_right = correct(int8_of(SHIPPED).read_bytes(), test)
     behind = np.flatnonzero(np.cumsum(int8_right) < np.cumsum(float_right))
     assert behind.size, "the shipped int8 model reads every prefix of the test set as float"
     first = int(behind[0]) + 1

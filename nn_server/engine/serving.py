@@ -31,12 +31,11 @@ import cv2
 from nn_server.core.errors import Unavailable
 from nn_server.core.files import weights_version
 from nn_server.core.locations import StoreLocation
-from nn_server.core.records import VersionRecord
 from nn_server.engine.batching import BatcherClosed, BatchStats, MicroBatcher
 from nn_server.networks import Network, Prediction, Registry
 from nn_server.networks.export import export_in_process
 from nn_server.networks.images import ImageError
-from nn_server.networks.precision import int8_of, served_precision
+from nn_server.networks.precision import served_model
 from nn_server.store import Store, open_store
 from nn_server.store.base import Pointer, StateError, UnknownVersion
 
@@ -257,12 +256,7 @@ def load(cls: type[Network], weights: Path, runtime: str, precision: str = "floa
     where the version's record says so) or MXNet."""
     network = cls()
     if runtime == "onnx":
-        computes = served_precision(VersionRecord.read(weights), runtime, precision)
-        model = int8_of(weights) if computes == "int8" else weights.with_suffix(".onnx")
-        if not model.is_file():  # an int8 model lost or never copied: float is as good
-            log.warning("%s: %s is missing; serving %s in float", cls.name, model.name,
-                        weights_version(weights))
-            computes, model = "float", weights.with_suffix(".onnx")
+        model, computes = served_model(weights, runtime, precision)
         network.load_onnx(model, weights_version(weights), computes)
     else:
         network.initialize(weights)

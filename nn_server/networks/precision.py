@@ -76,21 +76,37 @@ def served_precision(record: VersionRecord, runtime: str, precision: str) -> Pre
         and record.precision == "int8" else "float"
 
 
+def served_model(weights: Path, runtime: str, precision: str) -> tuple[Path, Precision]:
+    """The ONNX model workers with this runtime and ``NN_PRECISION`` load for ``weights``,
+    and the precision it computes in: the int8 form where the record chose it, else the
+    float export (also where the int8 form was lost or never copied: float is as good)."""
+    computes = served_precision(VersionRecord.read(weights), runtime, precision)
+    if computes == "int8" and int8_of(weights).is_file():
+        return int8_of(weights), "int8"
+    if computes == "int8":
+        log.warning("%s is missing; %s is served in float", int8_of(weights).name,
+                    Path(weights).name)
+    return Path(weights).with_suffix(".onnx"), "float"
+
+
 def pixels(images: NDArray[np.uint8]) -> NDArray[np.float32]:
     """uint8 (N, H, W) or (N, C, H, W) → the export's input, float32 in 0..1, N×C×H×W."""
     batch = images[:, None] if images.ndim == 3 else images
     return batch.astype(np.float32) * np.float32(1 / 255)
 
 
+def correct(model: bytes, split: datasets.Split) -> NDArray[np.bool_]:
+    """Which images of ``split`` the ONNX ``model`` answers right, run as the workers run it."""
+    session = onnx_session(model)
+    return np.concatenate([
+        session.run(None, {ONNX_INPUT: pixels(split.images[start:start + BATCH])})[0]
+        .argmax(axis=1) == split.labels[start:start + BATCH]
+        for start in range(0, len(split), BATCH)])
+
+
 def accuracy(model: bytes, split: datasets.Split) -> float:
     """Share of ``split`` the ONNX ``model`` answers right, run as the workers run it."""
-    session = onnx_session(model)
-    right = 0
-    for start in range(0, len(split), BATCH):
-        batch = pixels(split.images[start:start + BATCH])
-        answers = session.run(None, {ONNX_INPUT: batch})[0].argmax(axis=1)
-        right += int((answers == split.labels[start:start + BATCH]).sum())
-    return right / len(split)
+    return int(correct(model, split).sum()) / len(split)
 
 
 def quantize(model: bytes, calibration: NDArray[np.uint8]) -> bytes:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from nn_server.core.records import Precision, VersionRecord
 from nn_server.networks import Network, load_registry, network_class
 from nn_server.networks.datasets import Split
-from nn_server.networks.precision import accuracy, int8_of, served_precision
+from nn_server.networks.precision import accuracy, served_model
 from nn_server.store import Store, open_store
 from nn_server.store.lifecycle import TrainingLog
 from nn_server.training.command import TrainerCommand
@@ -77,9 +77,7 @@ def as_served(cls: type[Network], weights: Path, test: Split, command: TrainerCo
     chose it), or MXNet's forward pass under ``--runtime mxnet``."""
     from nn_server.training.run import score
 
-    computes = served_precision(VersionRecord.read(weights), command.runtime,
-                                command.precision)
-    model = int8_of(weights) if computes == "int8" else weights.with_suffix(".onnx")
+    model, computes = served_model(weights, command.runtime, command.precision)
     if command.runtime != "onnx" or not model.is_file():  # the workers would export it
         return score(cls, weights, test), "float"
     return accuracy(model.read_bytes(), test), computes
