@@ -369,7 +369,9 @@ async def test_a_hung_redis_stalls_only_the_requests_that_need_it(
         tmp_path: Path, http: aiohttp.ClientSession) -> None:
     """Redis frozen (SIGSTOP: connections stay open, nothing answers) costs a read of the
     pointer its 1 s socket timeout. That read runs in a thread, so the worker's other
-    requests go on meanwhile; on the event loop it held up every request of the worker."""
+    requests go on meanwhile: /health answers again and again while /lenet/versions
+    waits. On the event loop it held up every request of the worker, so at most one
+    /health (one that got in first) could answer before /lenet/versions did."""
     (tmp_path / "weights").mkdir()
     with redis_server(tmp_path) as redis, start_server(
             f"127.0.0.1:{free_port()}", "--workers", "1",
@@ -381,16 +383,16 @@ async def test_a_hung_redis_stalls_only_the_requests_that_need_it(
         assert redis.process is not None
         redis.process.send_signal(signal.SIGSTOP)
         try:
-            started = time.monotonic()
             versions = asyncio.create_task(call(http, replica, "GET", "/lenet/versions"))
-            await asyncio.sleep(0.2)
-            async with http.get(replica.url + "/health") as health:
-                assert health.status == 200
-            healthy_after = time.monotonic() - started
-            status, body, _ = await versions
-            versions_after = time.monotonic() - started
+            answered_meanwhile = 0
+            for _ in range(2000):  # bounded: ~1 s of /health at a few ms each
+                async with http.get(replica.url + "/health") as health:
+                    assert health.status == 200
+                if versions.done():
+                    break
+                answered_meanwhile += 1
+            status, body, _ = await asyncio.wait_for(versions, 10)
         finally:
             redis.process.send_signal(signal.SIGCONT)
     assert status == 200, body  # from the pointer's durable copy
-    assert versions_after >= 0.9, versions_after  # it did wait for Redis
-    assert healthy_after < 0.6, (healthy_after, versions_after)
+    assert answered_meanwhile >= 5, answered_meanwhile
