@@ -9,6 +9,9 @@ the corpus of ``python -m bench``:
 * a bare Sanic app (``bench/bare_app.py``: the same route, ``json.loads`` and base64 of
   the body and a JSON answer, no middleware, no model) with as many workers: what any
   Sanic route costs on this machine;
+* a minimal asyncio server (``bench/raw_app.py``: the same model, batcher and answer
+  behind plain asyncio and uvloop, no framework) with as many processes: what the route
+  costs without Sanic's request cycle;
 * the in-process ceiling, as ``python -m bench`` measures it.
 """
 
@@ -21,10 +24,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.ceiling import measure_ceiling
+from bench.ceiling import SERVER_ENV, measure_ceiling
 from bench.corpus import make_corpus, single_bodies
 from bench.load import LoadResult, run_load
 from bench.server import AUTH, CLOCK_TICKS, ROOT, Server, running_server
@@ -91,6 +95,60 @@ def bare_server(workers: int) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("the bare Sanic app did not start")
 
 
+def raw_servers(workers: int) -> tuple[list[subprocess.Popen[str]], str]:
+    """``workers`` processes of ``bench/raw_app.py`` on one port, each loaded and listening."""
+    port = free_port()
+    processes = [subprocess.Popen([sys.executable, "-m", "bench.raw_app", str(port)],
+                                  cwd=ROOT, env={**os.environ, **SERVER_ENV},
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                 for _ in range(workers)]
+    for process in processes:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            for p in processes:
+                p.kill()
+            raise RuntimeError("the minimal asyncio server did not start")
+    return processes, f"http://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One closed-loop run: its result, the cores the server's processes used, and of those
+    the cores of their event-loop threads and of their other threads."""
+
+    result: LoadResult
+    cores: float
+    loop: float = 0.0
+    others: float = 0.0
+
+    def line(self, name: str, ceiling: float | None) -> str:
+        result = self.result
+        share = f" ({result.rps / ceiling:.2f} of the ceiling)" if ceiling else ""
+        text = (f"{name} c={result.concurrency} ({result.tool}): {result.rps:,.0f} "
+                f"requests/s{share}, {result.errors} errors, {self.cores:.2f} cores = "
+                f"{per_request_us(self.cores, result):.0f} µs a request")
+        if self.loop:
+            text += (f": event loops {per_request_us(self.loop, result):.0f} µs, inference "
+                     f"threads {per_request_us(self.others, result):.0f} µs")
+        return text
+
+
+def measure(url: str, cpu_seconds: Callable[[], float], bodies: list[bytes],
+            args: argparse.Namespace, threads_of: Sequence[int] = ()) -> Measured:
+    """A warm-up, then the load, with the CPU of the server's processes and, for the
+    processes ``threads_of`` names, of their threads."""
+    run_load(url, ROUTE, bodies, args.concurrency, 1.0, args.tool)
+    threads = [thread_seconds(pid) for pid in threads_of]
+    before, started = cpu_seconds(), time.perf_counter()
+    result = run_load(url, ROUTE, bodies, args.concurrency, args.duration, args.tool)
+    elapsed = time.perf_counter() - started
+    cores = (cpu_seconds() - before) / elapsed
+    after = [thread_seconds(pid) for pid in threads_of]
+    loop = sum(a.loop - b.loop for a, b in zip(after, threads, strict=True)) / elapsed
+    others = sum(a.others - b.others for a, b in zip(after, threads, strict=True)) / elapsed
+    return Measured(result, cores, loop, others)
+
+
 def per_request_us(cores: float, result: LoadResult) -> float:
     return 1e6 * cores / result.rps
 
@@ -106,36 +164,30 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = measure_ceiling(args.duration, args.workers)
 
     with running_server(args.workers, {"NN_ACCESS_LOG": "0"}) as server:
-        run_load(server.url, ROUTE, bodies, args.concurrency, 1.0, args.tool)  # warm-up
         workers = workers_of(server, args.workers, bodies)
-        before = [thread_seconds(pid) for pid in workers]
-        all_before, started = server.cpu_seconds(), time.perf_counter()
-        ours = run_load(server.url, ROUTE, bodies, args.concurrency, args.duration, args.tool)
-        elapsed = time.perf_counter() - started
-        cores = (server.cpu_seconds() - all_before) / elapsed
-        after = [thread_seconds(pid) for pid in workers]
-    loop = sum(a.loop - b.loop for a, b in zip(after, before, strict=True)) / elapsed
-    inference = sum(a.others - b.others for a, b in zip(after, before, strict=True)) / elapsed
+        ours = measure(server.url, server.cpu_seconds, bodies, args, workers)
 
     process, url = bare_server(args.workers)
     try:
         bare_tree = Server(url, process, 0.0)  # for its process tree's CPU time
-        run_load(url, ROUTE, bodies, args.concurrency, 1.0, args.tool)
-        bare_before, started = bare_tree.cpu_seconds(), time.perf_counter()
-        bare = run_load(url, ROUTE, bodies, args.concurrency, args.duration, args.tool)
-        bare_cores = (bare_tree.cpu_seconds() - bare_before) / (time.perf_counter() - started)
+        bare = measure(url, bare_tree.cpu_seconds, bodies, args)
     finally:
         process.terminate()
         process.wait(timeout=15)
 
+    processes, url = raw_servers(args.workers)
+    try:
+        trees = [Server(url, raw_process, 0.0) for raw_process in processes]
+        raw = measure(url, lambda: sum(t.cpu_seconds() for t in trees), bodies, args,
+                      [raw_process.pid for raw_process in processes])
+    finally:
+        for raw_process in processes:
+            raw_process.terminate()
+            raw_process.wait(timeout=15)
+
     print(f"in-process ceiling ({args.workers} processes): {ceiling:,.0f} images/s "
           f"= {1e6 * args.workers / ceiling:.0f} µs of CPU an image")
-    print(f"nn-server c={args.concurrency} ({ours.tool}): {ours.rps:,.0f} requests/s "
-          f"({ours.rps / ceiling:.2f} of the ceiling), {ours.errors} errors, "
-          f"{cores:.2f} cores = {per_request_us(cores, ours):.0f} µs a request: "
-          f"event loops {per_request_us(loop, ours):.0f} µs, inference threads "
-          f"{per_request_us(inference, ours):.0f} µs")
-    print(f"bare Sanic c={args.concurrency} ({bare.tool}): {bare.rps:,.0f} requests/s, "
-          f"{bare.errors} errors, {bare_cores:.2f} cores = "
-          f"{per_request_us(bare_cores, bare):.0f} µs a request")
-    return 1 if ours.errors or bare.errors else 0
+    print(ours.line("nn-server", ceiling))
+    print(bare.line("bare Sanic", None))
+    print(raw.line("minimal asyncio server", ceiling))
+    return 1 if ours.result.errors or bare.result.errors or raw.result.errors else 0
