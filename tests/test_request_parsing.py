@@ -20,6 +20,7 @@ from nn_server.web.requests import (
     MAX_BATCH,
     MAX_EPOCHS,
     images_of,
+    top_k_asked,
     top_k_of,
     training_request,
 )
@@ -190,6 +191,28 @@ def test_top_k_must_be_a_label_count(k: object) -> None:
     with pytest.raises(InvalidRequest, match="top_k"):
         top_k_of({"top_k": k}, CLASSES)
     assert top_k_of({"top_k": 3}, CLASSES) == 3 and top_k_of({}, CLASSES) is None
+
+
+@pytest.mark.parametrize("query, payload, k", [
+    ({}, {}, None), ({"top_k": ["3"]}, {}, 3), ({}, {"top_k": 4}, 4),
+    ({"top_k": ["2"]}, {"top_k": 2}, 2),
+])
+def test_top_k_comes_from_the_query_or_the_body(query: dict[str, list[str]],
+                                                payload: dict[str, Any], k: int | None) -> None:
+    assert top_k_asked(query, payload, CLASSES) == k
+
+
+@pytest.mark.parametrize("query, payload, words", [
+    ({"top_k": ["2"]}, {"top_k": 3}, "2 in the query but 3 in the body"),
+    ({"topk": ["3"]}, {}, "unknown query parameter(s): topk"),
+    ({"topk": ["3"]}, {"top_k": 3}, "unknown query parameter(s): topk"),
+    ({"top_k": ["0"]}, {}, "top_k"),
+])
+def test_a_bad_or_conflicting_top_k_is_refused(query: dict[str, list[str]],
+                                               payload: dict[str, Any], words: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        top_k_asked(query, payload, CLASSES)
+    assert words in str(refused.value)
 
 
 # -- request heads -----------------------------------------------------------------------

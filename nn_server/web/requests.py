@@ -74,6 +74,19 @@ def top_k_of_query(query: Mapping[str, Sequence[str]], classes: int) -> int | No
                     classes)
 
 
+def top_k_asked(query: Mapping[str, Sequence[str]], payload: Mapping[str, Any],
+                classes: int) -> int | None:
+    """``top_k`` from the query (either body: a raw image has no JSON to carry it) or from
+    a JSON body; where both give it, they must agree. The query is read the same way for
+    both bodies, so a mistyped parameter is a 400 with either, not ignored with one."""
+    from_query = top_k_of_query(query, classes)
+    from_body = top_k_of(payload, classes)
+    if from_query is not None and from_body is not None and from_query != from_body:
+        raise InvalidRequest(f"top_k is {from_query} in the query but {from_body} in the "
+                             "body; give it once")
+    return from_body if from_body is not None else from_query
+
+
 def training_request(query: Mapping[str, Sequence[str]],
                      body: Mapping[str, Any] | None = None) -> TrainingRequest:
     """``?epochs=N&promote=always``, or the same keys in a POST's JSON ``body``."""

@@ -1,6 +1,7 @@
 """``POST /<net>/classify`` with the image file itself as the body (``Content-Type:
 image/png``, ``application/octet-stream``, …), as TorchServe takes it: the same answers as
-the JSON form, ``top_k`` in the query, and the same errors."""
+the JSON form, ``top_k`` in the query (which the JSON form reads too), and the same
+errors."""
 
 from __future__ import annotations
 
@@ -45,6 +46,17 @@ async def test_top_k_comes_in_the_query(server: LiveServer, http) -> None:
                                                "?top_k=3")
     assert status == 200, raw_answer
     assert raw_answer["top"] == json_answer["top"] and len(raw_answer["top"]) == 3
+
+
+async def test_the_json_form_reads_the_same_query(server: LiveServer, http) -> None:
+    """Not ignored with a JSON body: ``?top_k`` is honoured, and a mistyped parameter is
+    the same 400 as with a raw body."""
+    body = {"image": b64(IMAGES[0])}
+    status, answer, _ = await call(http, server, "POST", "/lenet/classify?top_k=2", json=body)
+    assert status == 200 and len(answer["top"]) == 2, answer
+    status, answer, _ = await call(http, server, "POST", "/lenet/classify?topk=2", json=body)
+    assert_error(status, answer, 400)
+    assert "unknown query parameter" in answer["error"]
 
 
 @pytest.mark.parametrize("query, words", [

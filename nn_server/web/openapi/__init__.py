@@ -84,8 +84,10 @@ def network_paths(cls: type[Network]) -> dict[str, Any]:
                            "file itself with an image/* or application/octet-stream "
                            "Content-Type (top_k then comes in the query).",
             "parameters": [{"name": "top_k", "in": "query", "required": False,
-                            "description": "With a raw image body: the k most probable "
-                                           "labels", "schema": TOP_K}],
+                            "description": "The k most probable labels, with either body "
+                                           "(a JSON body may say it instead; where both "
+                                           "do, they must agree). No other query "
+                                           "parameter is taken.", "schema": TOP_K}],
             "requestBody": {"required": True, "content": {
                 JSON: {"schema": {"oneOf": [ref("ClassifyOne"), ref("ClassifyMany")]}},
                 **{media: {"schema": BINARY} for media in RAW_IMAGE_MEDIA}}},

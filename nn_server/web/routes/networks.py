@@ -23,8 +23,7 @@ from nn_server.web.errors import Unavailable
 from nn_server.web.requests import (
     image_of,
     images_of,
-    top_k_of,
-    top_k_of_query,
+    top_k_asked,
     training_request,
 )
 from nn_server.web.routes.verbs import NETWORK, read
@@ -93,8 +92,7 @@ def networks_blueprint(config: Config, networks: Registry) -> Blueprint:
         models: Models = request.app.ctx.models
         if not models.is_ready(cls.name):
             raise Unavailable(f"{cls.title} has no weights loaded; train it or try again shortly")
-        top_k = top_k_of_query(request.get_args(keep_blank_values=True), len(cls.labels)) \
-            if raw else top_k_of(payload, len(cls.labels))
+        top_k = top_k_asked(request.get_args(keep_blank_values=True), payload, len(cls.labels))
         if "images" in payload and "image" not in payload:
             images = images_of(payload)
             decoded = [image for image in images if isinstance(image, bytes)]
