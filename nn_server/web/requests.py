@@ -59,7 +59,7 @@ def top_k_of(payload: Mapping[str, Any], classes: int) -> int | None:
 
 
 def top_k_of_query(query: Mapping[str, Sequence[str]], classes: int) -> int | None:
-    """``?top_k=k`` (for a raw image body, which has no JSON to carry it)."""
+    """``?top_k=k``, the only query parameter classify takes (``top_k_asked``)."""
     unknown = sorted(set(query) - {"top_k"})
     if unknown:
         raise InvalidRequest(f"unknown query parameter(s): {', '.join(unknown)}; "
