@@ -9,6 +9,7 @@ lost something users' pictures need: run ``python -m bench proxies`` for the who
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bench import proxies
@@ -58,3 +59,43 @@ def test_no_digit_is_left_behind(report: proxies.Report) -> None:
     for digit in range(10):
         mean = sum(report.per_digit[p][digit] for p in FLOORS) / len(FLOORS)
         assert mean >= DIGIT_FLOOR, (digit, report.table())
+
+
+def test_the_sign_test_counts_only_the_images_the_two_disagree_on() -> None:
+    assert proxies.sign_test(0, 0) == 1.0
+    assert proxies.sign_test(5, 5) == 1.0
+    assert proxies.sign_test(10, 0) == pytest.approx(2 / 2**10)
+    assert proxies.sign_test(3, 12) == pytest.approx(0.03515625)  # scipy.stats.binomtest
+    assert proxies.sign_test(53, 40) == pytest.approx(0.2131530)
+
+
+def report_of(rights: dict[str, list[bool]]) -> proxies.Report:
+    right = {name: np.array(r) for name, r in rights.items()}
+    return proxies.Report({name: float(r.mean()) for name, r in right.items()},
+                          {name: [0.0] * 10 for name in right}, right)
+
+
+def test_a_comparison_calls_worse_only_a_split_beyond_chance() -> None:
+    # 1,000 images each: "blurred" differs by 7 images (4 vs 11), the noise of the 1,000-
+    # digit tables; "thin" by 12 images, every one of them against the new weights.
+    same = [True] * 980 + [False] * 20
+    new = report_of({"blurred": same[:-15] + [True] * 4 + [False] * 11,
+                     "thin": [False] * 12 + same[12:]})
+    old = report_of({"blurred": same[:-15] + [False] * 4 + [True] * 11, "thin": same})
+    rows = {line.split()[0]: line.split() for line in
+            proxies.Comparison(new, old).table("new", "old").splitlines()[2:]}
+    assert rows["blurred"][3:5] == ["4", "11"] and rows["blurred"][-1] == "same"
+    assert rows["thin"][3:5] == ["0", "12"] and rows["thin"][-1] == "WORSE"
+    assert proxies.Comparison(old, new).table("old", "new").splitlines()[-1].endswith("better")
+
+
+def test_the_bench_compares_two_weights_on_the_same_images(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    weights = str(LeNet.shipped_weights())
+    assert proxies.main(["--per-proxy", "40", "--against", weights,
+                         "--writers-per-family", "0"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("on the same images"):].splitlines()[3:]
+    # The same weights on the same images: no image read right by one side alone.
+    assert len(table) == len(proxies.PROXIES)
+    assert all(row.split()[3:] == ["0", "0", "1.00", "same"] for row in table), out
