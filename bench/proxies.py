@@ -239,7 +239,7 @@ class Comparison:
             p = sign_test(wins, losses)
             verdict = ("same" if p >= 0.05 else "better" if wins > losses else "WORSE")
             rows.append(f"{name:9} {self.new.accuracy[name]:13.2%} "
-                        f"{self.old.accuracy[name]:13.2%}  {wins:8} {losses:8}  {p:5.2f}  "
+                        f"{self.old.accuracy[name]:13.2%}  {wins:8} {losses:8}  {p:5.3f}  "
                         f"{verdict}")
         return "\n".join(rows)
 

@@ -98,4 +98,4 @@ def test_the_bench_compares_two_weights_on_the_same_images(
     table = out[out.index("on the same images"):].splitlines()[3:]
     # The same weights on the same images: no image read right by one side alone.
     assert len(table) == len(proxies.PROXIES)
-    assert all(row.split()[3:] == ["0", "0", "1.00", "same"] for row in table), out
+    assert all(row.split()[3:] == ["0", "0", "1.000", "same"] for row in table), out
