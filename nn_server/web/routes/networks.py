@@ -84,8 +84,7 @@ def networks_blueprint(config: Config, networks: Registry) -> Blueprint:
     @bp.post(f"/{NETWORK}/classify", name="classify", stream=True)
     async def classify(request: Request, network: str) -> HTTPResponse:
         cls = networks.network(network)
-        if config.seed_compat:  # the hot path: no coroutine per request to refuse nothing
-            await refuse_while_training(cls)
+        await refuse_while_training(cls)
         raw = is_image_media(media_of(request))  # the image file itself, as TorchServe takes
         payload = {} if raw else await read_json(
             request, config.max_body, " or an image file (Content-Type: image/png, …)")
